@@ -23,6 +23,7 @@ demo: build
 
 bench: build
 	$(ENV) pinpoint3d bench all
+	$(ENV) python -m pinpoint3d_ros.benchmark
 
 lint: setup
 	$(ENV) ament_flake8 pinpoint3d_core pinpoint3d_ros launch test scripts setup.py
