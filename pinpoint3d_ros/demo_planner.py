@@ -1,0 +1,260 @@
+"""
+A scripted client that uses the node the way a manipulation planner would.
+
+It picks the object with the most parts in the played scene, asks for the object with one
+click, then for each part with one click on it, and scores the answers against the scene's
+ground truth. Results: a labelled PLY, a PNG picture and a JSON summary in ``--out``.
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+# Exit codes: 0 = every request answered success; 1 = a request failed; 2 = node not found.
+SERVICE = '/pinpoint3d_node/click_segment'
+
+
+def pick_target(scene):
+    """Return (object_id, [part ids]): the largest object of <= 6 m with 2-4 parts."""
+    best = None
+    objects_meta = getattr(scene, 'meta', {}).get('objects', {})
+    for obj in np.unique(scene.object_ids[scene.object_ids > 0]):
+        if objects_meta.get(str(int(obj)), {}).get('stuff'):
+            continue   # walls, floors, buildings: nothing a planner would pick
+        mask = scene.object_ids == obj
+        parts = [int(p) for p in np.unique(scene.part_ids[mask]) if p > 0]
+        pts = scene.coords[mask]
+        small = float(np.linalg.norm(pts.max(axis=0) - pts.min(axis=0))) <= 6.0   # not a building
+        key = (2 <= len(parts) <= 4, small, len(parts) > 0, int(mask.sum()))
+        if best is None or key > best[0]:
+            best = (key, int(obj), parts)
+    if best is None:
+        raise SystemExit('demo_planner: the scene has no labelled objects')
+    return best[1], best[2]
+
+
+def interior_point(points, mask):
+    """Return the index of the masked point nearest the mask's median (a stable, inner click)."""
+    idx = np.flatnonzero(mask)
+    centre = np.median(points[idx], axis=0)
+    return int(idx[np.argmin(np.linalg.norm(points[idx] - centre, axis=1))])
+
+
+def iou(a, b):
+    """Return the intersection over union of two boolean masks (0 when both are empty)."""
+    union = np.count_nonzero(a | b)
+    return float(np.count_nonzero(a & b) / union) if union else 0.0
+
+
+def write_ply(path, points, colors, object_ids, part_ids):
+    """Write a binary little-endian PLY with colours and per-point object and part ids."""
+    n = len(points)
+    rec = np.empty(n, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('red', 'u1'),
+                             ('green', 'u1'), ('blue', 'u1'), ('object_id', '<u4'),
+                             ('part_id', '<u4')])
+    for i, k in enumerate('xyz'):
+        rec[k] = points[:, i]
+    for i, k in enumerate(('red', 'green', 'blue')):
+        rec[k] = colors[:, i]
+    rec['object_id'], rec['part_id'] = object_ids, part_ids
+    header = ('ply\nformat binary_little_endian 1.0\n'
+              f'comment pinpoint3d demo segmentation\nelement vertex {n}\n'
+              'property float x\nproperty float y\nproperty float z\n'
+              'property uchar red\nproperty uchar green\nproperty uchar blue\n'
+              'property uint object_id\nproperty uint part_id\nend_header\n')
+    with open(path, 'wb') as f:
+        f.write(header.encode('ascii'))
+        f.write(rec.tobytes())
+
+
+def write_png(path, points, gt_colors, pred_colors, target_mask, title):
+    """Draw the scene from above and the target object from the side: truth vs prediction."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    finite = np.isfinite(points).all(axis=1)
+    around = finite & _near(points, target_mask, 4.0)
+    near = finite & _near(points, target_mask, 0.3)
+    fig, axes = plt.subplots(2, 2, figsize=(12, 10))
+    views = ((0, 1, around, 'target and 4 m around, from above'),
+             (0, 2, near, 'target object from the side'))
+    for row, (a, b, mask, label) in enumerate(views):
+        for col, (colors, name) in enumerate(((gt_colors, 'ground truth'),
+                                              (pred_colors, 'prediction'))):
+            ax = axes[row, col]
+            order = np.argsort(points[mask, 3 - a - b])   # draw far points first
+            p, c = points[mask][order], colors[mask][order]
+            ax.scatter(p[:, a], p[:, b], c=c / 255.0, s=1.0 if row == 0 else 2, linewidths=0)
+            ax.set_aspect('equal' if row == 0 else 'auto')
+            ax.set_title(f'{name}: {label}')
+            ax.set_xlabel('xyz'[a] + ' (m)')
+            ax.set_ylabel('xyz'[b] + ' (m)')
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _near(points, mask, margin):
+    low = np.nanmin(points[mask], axis=0) - margin
+    high = np.nanmax(points[mask], axis=0) + margin
+    with np.errstate(invalid='ignore'):
+        return ((points >= low) & (points <= high)).all(axis=1)
+
+
+def build_parser():
+    """Return the command-line parser."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument('--scene', required=True, help='scene .npz written by scene_player')
+    parser.add_argument('--out', default='out/demo', help='output folder')
+    parser.add_argument('--service', default=SERVICE)
+    parser.add_argument('--timeout', type=float, default=120.0,
+                        help='seconds to wait for the scene file, the node and a first cloud')
+    return parser
+
+
+class Planner:
+    """Service client with blocking calls (its own executor thread keeps it simple)."""
+
+    def __init__(self, service, timeout):
+        import rclpy
+        from rclpy.node import Node
+        from pinpoint3d.srv import ClickSegment
+        self.rclpy = rclpy
+        self.srv_type = ClickSegment
+        self.node = Node('demo_planner')
+        self.client = self.node.create_client(ClickSegment, service)
+        self.timeout = timeout
+
+    def wait(self):
+        """Wait for the service; returns False after the timeout."""
+        return self.client.wait_for_service(timeout_sec=self.timeout)
+
+    def call(self, clicks, reset, granularity='both'):
+        """Call ClickSegment on the node's latest cloud; retries while no cloud arrived yet."""
+        from pinpoint3d.msg import Click
+        request = self.srv_type.Request()
+        request.reset = reset
+        request.granularity = granularity
+        for position, object_id, part_id in clicks:
+            c = Click(object_id=object_id, part_id=part_id, positive=True)
+            c.position.x, c.position.y, c.position.z = (float(v) for v in position)
+            request.clicks.append(c)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            t0 = time.perf_counter()
+            future = self.client.call_async(request)
+            self.rclpy.spin_until_future_complete(self.node, future, timeout_sec=self.timeout)
+            response = future.result()
+            if response is None:
+                raise SystemExit('demo_planner: no answer from the node within the timeout')
+            round_trip = (time.perf_counter() - t0) * 1e3
+            if response.success or 'no cloud received yet' not in response.message:
+                return response, round_trip
+            if time.monotonic() > deadline:
+                return response, round_trip
+            time.sleep(0.5)
+
+
+def run(args):
+    """Run the scripted interaction; returns the process exit code."""
+    from pinpoint3d_core.scene import load_scene
+    from pinpoint3d_ros.conversions import label_colors, labeled_cloud_to_arrays
+    deadline = time.monotonic() + args.timeout
+    while not os.path.isfile(args.scene) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    scene = load_scene(args.scene)
+    target, parts = pick_target(scene)
+    name = scene.object_meta(target).get('name') or scene.object_meta(target).get('category')
+    planner = Planner(args.service, args.timeout)
+    if not planner.wait():
+        print(f'demo_planner: service {args.service} not available', file=sys.stderr)
+        return 2
+    pts = scene.coords
+    steps = []
+    # 1. the object, one click (object id 1 in the node's numbering)
+    click = interior_point(pts, scene.object_ids == target)
+    response, rtt = planner.call([(pts[click], 1, 0)], reset=True)
+    steps.append(('object', response, rtt))
+    # 2. each part of it, one click each (part ids 1..k within object 1)
+    for k, part in enumerate(parts, start=1):
+        if not response.success:
+            break
+        click = interior_point(pts, scene.part_ids == part)
+        response, rtt = planner.call([(pts[click], 1, k)], reset=False)
+        steps.append((f'part {k}', response, rtt))
+    failed = [s for s in steps if not s[1].success]
+    if failed:
+        print(f'demo_planner: {failed[0][0]} request failed: {failed[0][1].message}',
+              file=sys.stderr)
+    good = [s for s in steps if s[1].success]
+    if not good:
+        return 1
+    final = good[-1][1]
+    points, pred_obj, pred_part = labeled_cloud_to_arrays(final.labeled_cloud)
+    gt_obj = scene.object_ids == target
+    part_iou = {}
+    for k, part in enumerate(parts[:len(good) - 1], start=1):
+        part_iou[str(k)] = iou((pred_obj == 1) & (pred_part == k), scene.part_ids == part)
+    untrained = 'UNTRAINED' in final.message
+    summary = {
+        'scene': os.path.abspath(args.scene),
+        'points': int(len(pts)),
+        'target': {'scene_object_id': target, 'name': name, 'parts': len(parts)},
+        'weights': 'UNTRAINED (random) weights' if untrained else 'trained checkpoint',
+        'object_iou': iou(pred_obj == 1, gt_obj),
+        'part_iou': part_iou,
+        'mean_part_iou': float(np.mean(list(part_iou.values()))) if part_iou else None,
+        'failed': [{'request': label, 'message': r.message} for label, r, _ in failed],
+        'steps': [{'request': label, 'round_trip_ms': round(rtt, 2),
+                   'encode_ms': round(r.encode_ms, 2), 'decode_ms': round(r.decode_ms, 2),
+                   'message': r.message} for label, r, rtt in steps],
+    }
+    os.makedirs(args.out, exist_ok=True)
+    pred_colors = label_colors(pred_obj, pred_part, 'part', scene.colors)
+    gt_local_obj = gt_obj.astype(np.uint32)
+    gt_local_part = np.zeros(len(pts), np.uint32)
+    for k, part in enumerate(parts, start=1):
+        gt_local_part[scene.part_ids == part] = k
+    gt_colors = label_colors(gt_local_obj, gt_local_part, 'part', scene.colors)
+    paths = {'ply': os.path.join(args.out, 'segmentation.ply'),
+             'png': os.path.join(args.out, 'segmentation.png'),
+             'json': os.path.join(args.out, 'summary.json')}
+    write_ply(paths['ply'], points, pred_colors, pred_obj, pred_part)
+    write_png(paths['png'], np.asarray(points, np.float64), gt_colors, pred_colors, gt_obj,
+              f"'{name}' (scene object {target}): object IoU {summary['object_iou']:.2f}, "
+              f"mean part IoU {summary['mean_part_iou'] or 0:.2f}"
+              + (' - UNTRAINED weights' if untrained else ''))
+    with open(paths['json'], 'w') as f:
+        json.dump(summary, f, indent=2)
+    for label, r, rtt in steps:
+        print(f'demo_planner: {label}: {r.message} (round trip {rtt:.1f} ms)')
+    print(f"demo_planner: object IoU {summary['object_iou']:.3f}, part IoU {part_iou}")
+    if untrained:
+        print('demo_planner: NOTE: the node runs UNTRAINED weights, so IoU is meaningless')
+    for kind, path in paths.items():
+        print(f'demo_planner: wrote {kind.upper()} {os.path.abspath(path)}')
+    return 1 if failed else 0
+
+
+def main(argv=None):
+    """Parse arguments, run the interaction, shut ROS down cleanly."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+    argv = sys.argv if argv is None else argv
+    args = build_parser().parse_args(rclpy.utilities.remove_ros_args(args=argv)[1:])
+    rclpy.init(args=argv)
+    try:
+        return run(args)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        return 130
+    finally:
+        rclpy.try_shutdown()
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""
+Bring clicks into the cloud's frame with TF.
+
+RViz publishes /clicked_point in its fixed frame and stamps it with wall time, so the transform
+is looked up at the *cloud's* stamp (the scene the user clicked on). tf2_ros is not shipped as a
+PyPI wheel: without it only clicks already in the cloud frame can be used, and any other frame
+is refused with a message that says so.
+"""
+
+import numpy as np
+
+from pinpoint3d_core.errors import ClickError
+
+try:  # a full ROS install has tf2_ros; the PyPI wheels do not
+    import tf2_ros
+except ImportError:  # pragma: no cover - depends on the installation
+    tf2_ros = None
+
+
+class FrameError(ClickError):
+    """A click's frame cannot be transformed into the cloud's frame."""
+
+
+def quaternion_matrix(x, y, z, w):
+    """Return the 3x3 rotation matrix of a (normalised) quaternion in ROS (x, y, z, w) order."""
+    q = np.array([w, x, y, z], dtype=np.float64)
+    norm = np.dot(q, q)
+    if norm < 1e-12:
+        raise FrameError('transform has a zero quaternion; its rotation is undefined.')
+    w, x, y, z = q * np.sqrt(2.0 / norm)
+    return np.array([
+        [1.0 - y * y - z * z, x * y - z * w, x * z + y * w],
+        [x * y + z * w, 1.0 - x * x - z * z, y * z - x * w],
+        [x * z - y * w, y * z + x * w, 1.0 - x * x - y * y],
+    ])
+
+
+def apply_transform(transform, points):
+    """Apply a geometry_msgs Transform (or TransformStamped) to (N, 3) points."""
+    tf = getattr(transform, 'transform', transform)
+    r = tf.rotation
+    rot = quaternion_matrix(r.x, r.y, r.z, r.w)
+    t = np.array([tf.translation.x, tf.translation.y, tf.translation.z])
+    return np.asarray(points, dtype=np.float64) @ rot.T + t
+
+
+class ClickTransformer:
+    """
+    Transforms click positions into the cloud frame, through a tf2 buffer when there is one.
+
+    ``buffer`` is anything with ``lookup_transform(target, source, time, timeout)`` (a
+    tf2_ros.Buffer, or a fake in tests). With ``node`` and tf2_ros importable, a Buffer and
+    TransformListener are created on that node.
+    """
+
+    def __init__(self, node=None, buffer=None, timeout_s=0.2):
+        self.timeout_s = float(timeout_s)
+        self.buffer = buffer
+        self._listener = None
+        if buffer is None and node is not None and tf2_ros is not None:
+            self.buffer = tf2_ros.Buffer()
+            self._listener = tf2_ros.TransformListener(self.buffer, node, spin_thread=False)
+
+    @property
+    def available(self):
+        """Return True when clicks in foreign frames can be transformed."""
+        return self.buffer is not None
+
+    def to_cloud_frame(self, points, source_frame, cloud_frame, stamp):
+        """
+        Return (N, 3) float64 points in ``cloud_frame``; raise FrameError if impossible.
+
+        An empty ``source_frame`` means the clicks are already in the cloud frame.
+        """
+        points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        if not source_frame or source_frame == cloud_frame:
+            return points
+        if not cloud_frame:
+            raise FrameError(
+                f"the cloud has no frame_id, so clicks in frame '{source_frame}' cannot be "
+                'related to it; set header.frame_id on the cloud.')
+        if self.buffer is None:
+            raise FrameError(
+                f"click frame '{source_frame}' differs from the cloud frame '{cloud_frame}' "
+                'and tf2_ros is not available in this ROS installation (the PyPI wheels do '
+                f"not ship it); send clicks in '{cloud_frame}' (empty frame_id also means the "
+                "cloud frame), or set RViz's Fixed Frame to it, or run in a full ROS install.")
+        try:
+            transform = self.buffer.lookup_transform(
+                cloud_frame, source_frame, stamp, timeout=_duration(self.timeout_s))
+        except Exception as exc:  # tf2 raises several exception types; all mean the same here
+            raise FrameError(
+                f"no transform from '{source_frame}' to '{cloud_frame}' at the cloud's stamp "
+                f'within {self.timeout_s:.2f} s ({type(exc).__name__}: {exc}); check that the '
+                'TF tree connects both frames.') from exc
+        return apply_transform(transform, points)
+
+
+def _duration(seconds):
+    """Return an rclpy Duration (tf2 wants one), or the float where rclpy is absent."""
+    try:
+        from rclpy.duration import Duration
+    except ImportError:  # pragma: no cover
+        return seconds
+    return Duration(nanoseconds=int(seconds * 1e9))

@@ -1,0 +1,109 @@
+"""
+Node parameters: one table with defaults, ranges and descriptions, and their validation.
+
+Ranges are declared in ParameterDescriptors (rclpy enforces them); choices and cross-checks
+that descriptors cannot express are checked in ``validate``, which the node registers with
+``add_on_set_parameters_callback``.
+"""
+
+from dataclasses import dataclass
+
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
+                                SetParametersResult)
+
+GRANULARITIES = ('object', 'part', 'both')
+COLOURINGS = ('object', 'part')
+RELIABILITIES = ('best_effort', 'reliable')
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One parameter: default, description, optional numeric range or choices."""
+
+    name: str
+    default: object
+    description: str
+    low: float = None
+    high: float = None
+    choices: tuple = None
+    read_only: bool = False
+
+
+SPECS = (
+    Spec('checkpoint', '', "model checkpoint (.pt); '' = the shipped weights/pinpoint3d_small.pt"
+         " (untrained weights with a warning when it is absent); 'untrained' or "
+         "'untrained:<config>' = random weights for tests", read_only=True),
+    Spec('device', 'auto', "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'",
+         read_only=True),
+    Spec('voxel_size', 0.0, "voxel edge in metres; 0 = the checkpoint's (models that cannot "
+         'run at another voxel size ignore it with a warning)', 0.0, 1.0, read_only=True),
+    Spec('snap_radius', 0.05, 'clicks farther than this (m) from every point are rejected; '
+         'a service request may override it', 0.0, 10.0),
+    Spec('max_points', 400000, 'clouds with more points are rejected (memory guard)',
+         1, 10000000),
+    Spec('granularity', 'both', 'default prediction level when a request leaves it empty',
+         choices=GRANULARITIES),
+    Spec('colouring', 'part', "labelled cloud colours: 'object' or 'part' (parts stand out)",
+         choices=COLOURINGS),
+    Spec('max_cloud_age', 0.0, 'refuse to segment the latest cloud when it was received more '
+         'than this many seconds ago; 0 = no limit', 0.0, 3600.0),
+    Spec('tf_timeout', 0.2, 'seconds to wait for a click transform at the cloud stamp',
+         0.0, 10.0),
+    Spec('qos_reliability', 'best_effort', "input cloud QoS reliability: 'best_effort' "
+         "(sensor data, accepts both) or 'reliable'", choices=RELIABILITIES, read_only=True),
+    Spec('qos_depth', 5, 'input cloud QoS history depth', 1, 100, read_only=True),
+    Spec('click_object_id', 1, 'object the next /clicked_point refines (0 = a new object); '
+         'also set by ~/click_mode', 0, 1000),
+    Spec('click_part_id', 0, 'part the next /clicked_point refines (0 = the object itself)',
+         0, 1000),
+    Spec('click_positive', True, 'polarity of the next /clicked_point'),
+    Spec('publish_markers', True, 'publish ~/markers (click spheres, boxes, labels)'),
+    Spec('cpu_fallback', True, 'on CUDA out-of-memory reload the model on the CPU and retry'),
+)
+BY_NAME = {spec.name: spec for spec in SPECS}
+
+
+def descriptor(spec):
+    """Build the ParameterDescriptor (description, range, read-only) of a spec."""
+    desc = ParameterDescriptor(description=spec.description, read_only=spec.read_only)
+    if spec.choices:
+        desc.additional_constraints = 'one of: ' + ', '.join(spec.choices)
+    if spec.low is not None:
+        if isinstance(spec.default, float):
+            desc.floating_point_range = [FloatingPointRange(
+                from_value=float(spec.low), to_value=float(spec.high), step=0.0)]
+        else:
+            desc.integer_range = [IntegerRange(
+                from_value=int(spec.low), to_value=int(spec.high), step=1)]
+    return desc
+
+
+def declare(node):
+    """Declare every parameter on ``node``; returns {name: value}."""
+    for spec in SPECS:
+        node.declare_parameter(spec.name, spec.default, descriptor(spec))
+    return {spec.name: node.get_parameter(spec.name).value for spec in SPECS}
+
+
+def check(name, value):
+    """Return an error message for a bad value of parameter ``name``, or None."""
+    spec = BY_NAME.get(name)
+    if spec is None:
+        return None
+    if spec.choices and value not in spec.choices:
+        return f"{name} must be one of {', '.join(spec.choices)}, not '{value}'"
+    if spec.low is not None and not spec.low <= value <= spec.high:
+        return f'{name} must be within [{spec.low}, {spec.high}], not {value}'
+    if name == 'device' and not (value in ('auto', 'cpu', 'cuda')
+                                 or (value.startswith('cuda:') and value[5:].isdigit())):
+        return f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', not '{value}'"
+    return None
+
+
+def validate(parameters):
+    """Reject a parameter change with the reason (for add_on_set_parameters_callback)."""
+    for param in parameters:
+        reason = check(param.name, param.value)
+        if reason:
+            return SetParametersResult(successful=False, reason=reason)
+    return SetParametersResult(successful=True)

@@ -1,0 +1,165 @@
+"""
+The node's request logic in-process: callbacks called directly, no executor, no DDS round trip.
+
+These cover the paths that are slow or impossible to reach over the wire: the encoding cache,
+click replay on a new scan, cloud age and size limits, and the CUDA out-of-memory fallback
+(simulated: no GPU here; the CPU retry runs the real model).
+"""
+
+import os
+
+import numpy as np
+from pinpoint3d_ros import conversions
+from pinpoint3d_ros.testing import fresh_domain_id
+import pytest
+import rclpy
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import Header
+
+msgs = pytest.importorskip('pinpoint3d.msg', reason='interfaces not built: run `make build`')
+srvs = pytest.importorskip('pinpoint3d.srv', reason='interfaces not built: run `make build`')
+torch = pytest.importorskip('torch')
+pytest.importorskip('pinpoint3d_core.session', reason='pinpoint3d_core.session missing')
+node_module = pytest.importorskip('pinpoint3d_ros.node')
+
+
+@pytest.fixture(scope='module')
+def context():
+    ctx = rclpy.Context()
+    rclpy.init(context=ctx, domain_id=fresh_domain_id())
+    yield ctx
+    rclpy.try_shutdown(context=ctx)
+
+
+@pytest.fixture
+def make_node(context):
+    nodes = []
+
+    def make(**overrides):
+        overrides.setdefault('checkpoint', 'untrained')
+        node = node_module.Pinpoint3DNode(
+            context=context,
+            parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()])
+        nodes.append(node)
+        return node
+
+    yield make
+    for node in nodes:
+        node.destroy_node()
+
+
+def scene(n=1500, offset=0.0, seed=0):
+    rng = np.random.default_rng(seed)
+    pts = np.r_[rng.uniform([-1, -1, 0], [1, 1, 0.01], (n // 2, 3)),
+                rng.uniform([0.2, 0.2, 0], [0.5, 0.5, 0.4], (n - n // 2, 3))]
+    return (pts + offset).astype(np.float32)
+
+
+def cloud_msg(points, stamp_s=0):
+    header = Header(frame_id='map')
+    header.stamp.sec = stamp_s
+    return conversions.arrays_to_cloud(header, points)
+
+
+def call(node, points=None, clicks=(), reset=False, cloud=None):
+    req = srvs.ClickSegment.Request()
+    req.reset = reset
+    if cloud is not None:
+        req.cloud = cloud
+    for position, object_id, part_id, positive in clicks:
+        c = msgs.Click(object_id=object_id, part_id=part_id, positive=positive)
+        c.position.x, c.position.y, c.position.z = (float(v) for v in position)
+        req.clicks.append(c)
+    return node._on_click_segment(req, srvs.ClickSegment.Response())
+
+
+def test_encoding_is_cached_for_a_republished_identical_scan(make_node):
+    node = make_node()
+    pts = scene()
+    node._on_cloud(cloud_msg(pts, stamp_s=1))
+    first = call(node, clicks=[(pts[-1], 1, 0, True)], reset=True)
+    assert first.success, first.message
+    assert first.encode_ms > 0
+    node._on_cloud(cloud_msg(pts, stamp_s=2))   # same points, new stamp: a static scene
+    again = call(node, clicks=[(pts[-2], 1, 0, True)])
+    assert again.success and again.encode_ms == 0.0
+    assert '2 click(s)' in again.message
+
+
+def test_clicks_are_replayed_on_a_new_scan(make_node):
+    node = make_node()
+    pts = scene()
+    node._on_cloud(cloud_msg(pts))
+    assert call(node, clicks=[(pts[-1], 1, 0, True)], reset=True).success
+    moved = pts + np.float32(0.001)   # a new scan of the same scene
+    node._on_cloud(cloud_msg(moved, stamp_s=5))
+    resp = call(node, clicks=[(moved[-2], 1, 0, True)])
+    assert resp.success and resp.encode_ms > 0   # re-encoded
+    assert '2 click(s)' in resp.message          # the first click survived by position
+    fresh = call(node, clicks=[(moved[-2], 1, 0, True)], reset=True)
+    assert '1 click(s)' in fresh.message
+
+
+def test_empty_old_and_oversized_clouds_are_refused(make_node):
+    node = make_node(max_points=1000, max_cloud_age=0.05)
+    node._on_cloud(PointCloud2())
+    resp = call(node, clicks=[((0, 0, 0), 1, 0, True)])
+    assert not resp.success and 'empty' in resp.message
+    node._on_cloud(cloud_msg(scene(1500)))
+    resp = call(node, clicks=[((0, 0, 0), 1, 0, True)])
+    assert not resp.success and 'more than max_points (1000)' in resp.message
+    node._on_cloud(cloud_msg(scene(800)))
+    node._latest = (node._latest[0], node._latest[1] - 1.0)   # received a second ago
+    resp = call(node, clicks=[((0, 0, 0), 1, 0, True)])
+    assert not resp.success and 'max_cloud_age' in resp.message
+
+
+class OutOfMemoryOnce:
+    """Wraps a real segmenter; its first start() raises CUDA OOM like a too-large cloud."""
+
+    def __init__(self, segmenter):
+        self._inner = segmenter
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+    def start(self, *args, **kwargs):
+        self.calls += 1
+        raise torch.cuda.OutOfMemoryError('CUDA out of memory. Tried to allocate 2.00 GiB')
+
+
+def test_cuda_out_of_memory_falls_back_to_cpu_and_answers(make_node):
+    node = make_node()
+    node.p['device'] = 'cuda'   # as if configured for the GPU
+    wrapped = node._segmenter = OutOfMemoryOnce(node._segmenter)
+    pts = scene()
+    resp = call(node, clicks=[(pts[-1], 1, 0, True)], reset=True, cloud=cloud_msg(pts))
+    assert wrapped.calls == 1
+    assert resp.success, resp.message
+    assert 'now runs on the CPU' in resp.message and '1 click(s)' in resp.message
+    assert node._segmenter is not wrapped and str(node._segmenter.device) == 'cpu'
+
+
+def test_cuda_out_of_memory_without_fallback_says_what_to_do(make_node):
+    node = make_node(cpu_fallback=False)
+    node.p['device'] = 'cuda'
+    node._segmenter = OutOfMemoryOnce(node._segmenter)
+    pts = scene()
+    resp = call(node, clicks=[(pts[-1], 1, 0, True)], reset=True, cloud=cloud_msg(pts))
+    assert not resp.success
+    assert 'CUDA out of memory' in resp.message and 'device:=cpu' in resp.message
+
+
+def test_default_checkpoint_is_the_shipped_file_or_says_untrained(make_node):
+    node = make_node(checkpoint='')
+    path = node_module.default_checkpoint()
+    assert path.endswith(os.path.join('weights', 'pinpoint3d_small.pt'))
+    if os.path.isfile(path):
+        assert 'UNTRAINED' not in node._weights_note
+    else:
+        assert 'UNTRAINED' in node._weights_note
+        pts = scene()
+        resp = call(node, clicks=[(pts[-1], 1, 0, True)], reset=True, cloud=cloud_msg(pts))
+        assert resp.success and 'UNTRAINED weights' in resp.message
