@@ -1,0 +1,1 @@
+"""Evaluation: metrics, the simulated-user harness and a non-learned baseline."""

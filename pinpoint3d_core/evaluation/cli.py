@@ -1,0 +1,152 @@
+"""``pinpoint3d evaluate``: simulated-user evaluation of a checkpoint and/or the baseline."""
+
+import csv
+import json
+import os
+import re
+
+import numpy as np
+
+from pinpoint3d_core.errors import Pinpoint3DError
+from pinpoint3d_core.evaluation import harness, metrics
+
+REAL_DATA_DIR = '/work/shared/data'
+PNG_STEPS = (1, 3, 5)
+
+
+def add_arguments(parser):
+    """Register the sub-command's options."""
+    parser.add_argument('--scenes', nargs='+', metavar='DIR_OR_FILE',
+                        help='scene files (.npz/.ply/.pcd/.bin), directories or globs')
+    parser.add_argument('--real', action='store_true',
+                        help='evaluate on the labelled real LiDAR scans in $PINPOINT3D_REAL_DATA '
+                             f'(default {REAL_DATA_DIR}); implies --protocol object')
+    parser.add_argument('--protocol', choices=harness.PROTOCOLS, default='random-part')
+    parser.add_argument('--model', action='append', metavar='PATH|baseline',
+                        help="checkpoint path, or 'baseline'; repeat to compare several "
+                             '(default: baseline)')
+    parser.add_argument('--device', default='auto', help='model device (auto, cpu, cuda)')
+    parser.add_argument('--max-clicks', type=int, default=10, help='clicks per target (cap)')
+    parser.add_argument('--out', default=None, help='output directory (JSON, CSV, PNG)')
+    parser.add_argument('--png', action='store_true',
+                        help=f'render truth vs prediction after {PNG_STEPS} clicks/target')
+    parser.add_argument('--png-limit', type=int, default=20, help='PNGs per model at most')
+    parser.add_argument('--limit', type=int, default=None, help='evaluate at most N samples')
+    parser.add_argument('--seed', type=int, default=0, help='seed of the random part subsets')
+    parser.add_argument('--objects-per-sample', type=int, default=0,
+                        help='object protocol: objects per sample (0 = all of a scene, '
+                             'at most --max-targets)')
+    parser.add_argument('--max-targets', type=int, default=15)
+    parser.add_argument('--min-target-points', type=int, default=10,
+                        help='targets with fewer points are not evaluated')
+    parser.add_argument('--include-stuff', action='store_true',
+                        help='object protocol: also use floor/wall/road objects as targets')
+    parser.add_argument('--click-voxel', type=float, default=0.05,
+                        help="voxel size (m) of the simulated user's click candidates")
+    parser.add_argument('--progress', action='store_true', help='show a progress bar')
+
+
+def load_segmenter(spec, device='auto'):
+    """Return (name, segmenter) for a checkpoint path or 'baseline'."""
+    if spec == 'baseline':
+        from pinpoint3d_core.evaluation.baseline import GraphBaselineSegmenter
+        return 'baseline', GraphBaselineSegmenter()
+    if not os.path.isfile(spec):
+        raise Pinpoint3DError(f'{spec}: no such checkpoint (or pass --model baseline)')
+    from pinpoint3d_core.session import Segmenter
+    name = os.path.splitext(os.path.basename(spec))[0]
+    return name, Segmenter.load(spec, device=device)
+
+
+def _scenes(paths):
+    from pinpoint3d_core.scene import read_any
+    for p in paths:
+        yield os.path.splitext(os.path.basename(p))[0], read_any(p)
+
+
+def _safe(name):
+    return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
+
+
+def write_outputs(out, name, args, summary, records):
+    """Write summary.json, per_target.csv and curves.csv under ``out``."""
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, 'summary.json'), 'w') as f:
+        json.dump({'model': name, 'protocol': args.protocol, 'max_clicks': args.max_clicks,
+                   'seed': args.seed, 'summary': summary,
+                   'noc_keyed_by': 'sample (not scene + target count as in the reference)',
+                   'samples': [{'id': r['sample'].sample_id, 'targets': r['curve'].labels,
+                                'clicks': r['curve'].clicks, 'iou': r['curve'].ious()}
+                               for r in records]}, f, indent=1)
+    with open(os.path.join(out, 'per_target.csv'), 'w', newline='') as f:
+        w = csv.writer(f)
+        ks = metrics.IOU_AT
+        w.writerow(['sample', 'scene', 'level', 'object_id', 'target_id', 'points']
+                   + [f'iou@{k}' for k in ks])
+        for r in records:
+            s, c = r['sample'], r['curve']
+            steps = [c.step_at(k) for k in ks]
+            for t, (sid, size) in enumerate(zip(s.scene_ids, c.target_sizes)):
+                obj = s.object_id if s.level == 'part' else sid
+                w.writerow([s.sample_id, s.scene_name, s.level, obj, sid, size]
+                           + ['' if i is None else f'{c.target_iou[i][t]:.4f}' for i in steps])
+    with open(os.path.join(out, 'curves.csv'), 'w') as f:
+        # Same layout as the reference results files: idx scene targets clicks/target IoU.
+        for i, r in enumerate(records):
+            c = r['curve']
+            for n, v in zip(c.clicks, c.ious()):
+                f.write(f'{i} {_safe(c.scene)} {c.num_targets} {n / c.num_targets} {v:.6f}\n')
+
+
+def run(args):
+    """Evaluate every requested model on the same samples and print one table per model."""
+    if args.real:
+        args.scenes = [os.environ.get('PINPOINT3D_REAL_DATA', REAL_DATA_DIR)]
+        args.protocol = 'object'
+    if not args.scenes:
+        raise Pinpoint3DError('give --scenes DIR_OR_FILES (or --real for the real LiDAR scans)')
+    paths = harness.scene_paths(args.scenes)
+    models = args.model or ['baseline']
+    summaries = {}
+    for spec in models:
+        name, seg = load_segmenter(spec, args.device)
+        out = None
+        if args.out:
+            out = args.out if len(models) == 1 else os.path.join(args.out, _safe(name))
+        png_state = {'n': 0}
+
+        def on_sample(scene, sample, curve, kept, out=out, png_state=png_state, name=name):
+            if not (args.png and out) or png_state['n'] >= args.png_limit:
+                return
+            from pinpoint3d_core.evaluation.render import render_sample
+            os.makedirs(os.path.join(out, 'png'), exist_ok=True)
+            path = os.path.join(out, 'png', _safe(sample.sample_id) + '.png')
+            title = (f'{name} | {args.protocol} | {sample.sample_id} | '
+                     f'IoU@1 {100 * (curve.iou_at(1) or 0):.1f}')
+            render_sample(path, scene.coords, sample.gt, kept, title,
+                          margin=0.5 if sample.level == 'part' else 3.0)
+            png_state['n'] += 1
+
+        summary, curves, records = harness.run_evaluation(
+            seg, _scenes(paths), args.protocol, args.max_clicks, args.seed, args.limit,
+            args.click_voxel, args.objects_per_sample, args.max_targets,
+            args.min_target_points, keep_steps=PNG_STEPS if args.png else (),
+            on_sample=on_sample, progress=args.progress, include_stuff=args.include_stuff)
+        if not curves:
+            raise Pinpoint3DError(
+                f'no {args.protocol} samples in {len(paths)} scene(s): part protocols need '
+                'objects with >= 2 labelled parts; try --protocol object')
+        summaries[name] = summary
+        print(metrics.format_table(summary, f'== {name} | {args.protocol} | '
+                                            f'{len(paths)} scene file(s)'))
+        if out:
+            write_outputs(out, name, args, summary, records)
+            print(f'wrote {out}/summary.json, per_target.csv, curves.csv')
+    if len(summaries) > 1:
+        keys = [k for k in next(iter(summaries.values())) if k not in ('samples', 'targets')]
+        names = list(summaries)
+        print('\n' + f"{'metric':<14}" + ''.join(f'{n[:14]:>16}' for n in names))
+        for k in keys:
+            vals = ''.join(f'{summaries[n].get(k, np.nan):16.2f}' for n in names)
+            print(f'{k:<14}{vals}')
+    return 0

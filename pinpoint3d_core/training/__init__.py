@@ -1,0 +1,1 @@
+"""Training: losses, iterative click simulation, data loading, the trainer and its CLI."""
