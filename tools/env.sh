@@ -24,6 +24,9 @@ fi
 # Big shared-memory segments so 100k-300k point clouds also arrive with best-effort QoS.
 export FASTDDS_DEFAULT_PROFILES_FILE="$_pp_root/config/fastdds_large_shm.xml"
 export PYTHONUNBUFFERED=1
+# Idle OpenMP threads must sleep, not spin: with the default policy torch/MinkowskiEngine worker
+# threads steal the two cores from every other process (decode measured 20-60x slower).
+export OMP_WAIT_POLICY=PASSIVE
 if [ -f "$_pp_root/install/setup.bash" ]; then
   # colcon's setup scripts reference unset variables; never source them under `set -u`.
   _pp_u=$(set +o | grep nounset); set +u

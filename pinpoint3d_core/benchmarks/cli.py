@@ -5,6 +5,7 @@ Each benchmark module keeps its own `main(argv)`; this only chooses which to run
 `make bench` and a user typing `pinpoint3d bench model` see the same numbers.
 """
 
+import argparse
 import importlib
 
 BENCHMARKS = {
@@ -17,7 +18,8 @@ def add_arguments(parser):
     """Register the benchmark choice; extra arguments go to the chosen benchmark."""
     parser.add_argument('which', choices=sorted(BENCHMARKS) + ['all'],
                         help='benchmark to run (all = every one in turn)')
-    parser.add_argument('rest', nargs='*', help='arguments passed to the benchmark')
+    parser.add_argument('rest', nargs=argparse.REMAINDER,
+                        help='arguments passed to the benchmark (e.g. --sizes 10000)')
 
 
 def run(args):

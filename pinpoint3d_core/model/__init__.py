@@ -1,0 +1,1 @@
+"""PinPoint3D network: configs, voxelisation, backbone, decoders, checkpoints."""

@@ -1,0 +1,274 @@
+"""
+Checkpoints: the project's own format, and loading official AGILE3D/PinPoint3D weights.
+
+Project format (``torch.save`` of a dict, loadable with ``weights_only=True``)::
+
+    {'format': 'pinpoint3d-checkpoint', 'version': 1,
+     'config': ModelConfig.to_dict(), 'state_dict': model.state_dict(),
+     'metadata': {...training info: epochs, data, metrics, git hash...},
+     'training_state': {...optional: optimizer/scheduler state for resuming...}}
+
+Official files are ``{'model': state_dict, 'optimizer', ..., 'args'}`` with the key layout of
+notes §5; ``load_official_state_dict`` maps them onto the ``reference`` configuration.
+"""
+
+import argparse
+import dataclasses
+import os
+from pathlib import Path
+import pickle
+import re
+import sys
+import zipfile
+
+from pinpoint3d_core.errors import CheckpointError
+from pinpoint3d_core.model.config import get_config, ModelConfig
+import torch
+
+FORMAT = 'pinpoint3d-checkpoint'
+VERSION = 1
+DEFAULT_NAME = 'pinpoint3d_small.pt'
+
+
+def default_checkpoint_candidates():
+    """Places searched for the shipped weights, in order."""
+    out = []
+    env = os.environ.get('PINPOINT3D_WEIGHTS')
+    if env:
+        out.append(Path(env))
+    here = Path(__file__).resolve()
+    out.append(here.parents[2] / 'weights' / DEFAULT_NAME)            # source checkout
+    out.append(Path(sys.prefix) / 'share' / 'pinpoint3d' / 'weights' / DEFAULT_NAME)
+    for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
+        if prefix:
+            out.append(Path(prefix) / 'share' / 'pinpoint3d' / 'weights' / DEFAULT_NAME)
+    return out
+
+
+def default_checkpoint_path():
+    """Return the shipped weights file, or raise CheckpointError listing where it looked."""
+    cands = default_checkpoint_candidates()
+    for c in cands:
+        if c.is_file():
+            return c
+    raise CheckpointError(
+        'no trained weights found (looked for ' + ', '.join(str(c) for c in cands) + '); '
+        'train a model with `pinpoint3d train`, pass checkpoint=PATH, or use '
+        'Segmenter.untrained() for an explicitly untrained model')
+
+
+def save_checkpoint(path, model, metadata=None, training_state=None):
+    """Write a project checkpoint atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {
+        'format': FORMAT,
+        'version': VERSION,
+        'config': model.config.to_dict(),
+        'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        'metadata': dict(metadata or {}),
+    }
+    if training_state is not None:
+        data['training_state'] = training_state
+    tmp = path.with_name(path.name + '.tmp')
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def read_checkpoint(path):
+    """Load a project checkpoint dict with clear errors for missing/truncated/foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'checkpoint {path} does not exist')
+    try:
+        data = torch.load(path, map_location='cpu', weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
+            OSError) as exc:
+        raise CheckpointError(
+            f'checkpoint {path} cannot be read (truncated or not a torch file?): {exc}'
+        ) from None
+    if not isinstance(data, dict) or data.get('format') != FORMAT:
+        hint = ''
+        if isinstance(data, dict) and 'model' in data:
+            hint = '; it looks like an official AGILE3D/PinPoint3D file: use ' \
+                   'load_official_checkpoint()'
+        raise CheckpointError(f'{path} is not a pinpoint3d checkpoint{hint}')
+    if data.get('version', 0) > VERSION:
+        raise CheckpointError(
+            f'{path} has format version {data.get("version")}, newer than this code ({VERSION})')
+    for key in ('config', 'state_dict'):
+        if key not in data:
+            raise CheckpointError(f'checkpoint {path} has no {key!r} entry (incomplete file)')
+    return data
+
+
+def load_checkpoint(path, expected_config=None, device='cpu'):
+    """Return (PinPoint3D in eval mode, metadata); CheckpointError on any mismatch."""
+    from pinpoint3d_core.model.pinpoint3d import PinPoint3D
+    data = read_checkpoint(path)
+    config = ModelConfig.from_dict(data['config'])
+    if expected_config is not None:
+        want = get_config(expected_config)
+        if want.name != config.name:
+            raise CheckpointError(
+                f'checkpoint {path} holds a {config.name!r} model, expected {want.name!r}')
+    model = PinPoint3D(config)
+    try:
+        result = model.load_state_dict(data['state_dict'], strict=False)
+    except RuntimeError as exc:
+        detail = str(exc).strip().splitlines()
+        raise CheckpointError(
+            f'checkpoint {path} does not match its {config.name!r} configuration: '
+            + ' '.join(line.strip() for line in detail[1:3])) from None
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(
+            f'checkpoint {path} does not match its {config.name!r} configuration: missing '
+            f'{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]} '
+            f'({len(result.missing_keys)} / {len(result.unexpected_keys)} in all)')
+    model.to(device).eval()
+    return model, dict(data.get('metadata', {}))
+
+
+# ---------------------------------------------------------------------------- official files
+_IGNORED_SUFFIXES = ('total_params', 'total_ops')
+_KNOWN_UNUSED = ('decoder_norm_part.',)
+_STACKS = {
+    'c2s_attention': ('object_layers', 'c2s'), 'c2c_attention': ('object_layers', 'c2c'),
+    'ffn_attention': ('object_layers', 'ffn'), 's2c_attention': ('object_layers', 's2c'),
+    'p_c2o_attention': ('part_layers', 'c2s'), 'p_c2c_attention': ('part_layers', 'c2c'),
+    'p_ffn_attention': ('part_layers', 'ffn'), 'p_o2c_attention': ('part_layers', 's2c'),
+}
+_ATTN = re.compile(r'^(\w+)\.(\d+)\.0\.(multihead_attn|self_attn)\.(in_proj_weight|in_proj_bias|'
+                   r'out_proj\.weight|out_proj\.bias)$')
+_NORM = re.compile(r'^(\w+)\.(\d+)\.0\.(norm|linear1|linear2)\.(weight|bias)$')
+
+
+@dataclasses.dataclass
+class OfficialLoadReport:
+    """What happened to each key of an official checkpoint."""
+
+    source: str                      # 'pinpoint3d' (has part decoder) or 'agile3d'
+    loaded: list                     # our parameter/buffer names that received values
+    missing: list                    # ours that did not (keep their initialisation)
+    unexpected: list                 # file keys we could not place
+    ignored: list                    # file keys deliberately skipped
+    shape_mismatch: list             # (file key, file shape, our shape)
+
+    @property
+    def ok(self):
+        """Tell whether every file key was placed (or deliberately skipped) in the right shape."""
+        return not self.unexpected and not self.shape_mismatch
+
+    def __str__(self):
+        lines = [f'official {self.source} checkpoint: {len(self.loaded)} tensors loaded, '
+                 f'{len(self.missing)} missing, {len(self.unexpected)} unexpected, '
+                 f'{len(self.ignored)} ignored, {len(self.shape_mismatch)} shape mismatches']
+        for name, items in (('missing', self.missing), ('unexpected', self.unexpected),
+                            ('shape mismatch', self.shape_mismatch)):
+            if items:
+                lines.append(f'  {name}: ' + ', '.join(map(str, items[:10]))
+                             + (' ...' if len(items) > 10 else ''))
+        return '\n'.join(lines)
+
+
+def _map_official_key(key, value):
+    """Return [(our key, tensor)] for one official key, [] to ignore, None if unknown."""
+    if key.startswith('backbone.'):
+        return [(key, value)]
+    m = _ATTN.match(key)
+    if m and m.group(1) in _STACKS:
+        stack, role = _STACKS[m.group(1)]
+        base = f'{stack}.{m.group(2)}.{role}.'
+        what = m.group(4)
+        if what.startswith('in_proj'):
+            kind = 'weight' if what.endswith('weight') else 'bias'
+            q, k, v = value.chunk(3, dim=0)
+            return [(base + f'q_proj.{kind}', q), (base + f'k_proj.{kind}', k),
+                    (base + f'v_proj.{kind}', v)]
+        return [(base + what, value)]
+    m = _NORM.match(key)
+    if m and m.group(1) in _STACKS:
+        stack, role = _STACKS[m.group(1)]
+        return [(f'{stack}.{m.group(2)}.{role}.{m.group(3)}.{m.group(4)}', value)]
+    for prefix, ours in (('lin_squeeze_head.', 'squeeze.'), ('adapter.net.0.', 'adapter.net.0.'),
+                         ('adapter.net.3.', 'adapter.net.3.')):
+        if key.startswith(prefix):
+            what = key[len(prefix):]
+            if what == 'kernel':
+                return [(ours + 'weight', value.t())]       # ME 1x1 kernel is (in, out)
+            if what == 'bias':
+                return [(ours + 'bias', value.reshape(-1))]
+            return None
+    if key.startswith('adapter.net.1.bn.'):
+        return [('adapter.net.1.' + key[len('adapter.net.1.bn.'):], value)]
+    for prefix, ours in (('mask_embed_head.', 'object_mask_embed.layers.'),
+                         ('part_mask_embed_head.', 'part_mask_embed.layers.')):
+        if key.startswith(prefix):
+            return [(ours + key[len(prefix):], value)]
+    if key in ('bg_query_feat.weight', 'bg_query_pos.weight', 'pos_enc.gauss_B',
+               'decoder_norm.weight', 'decoder_norm.bias'):
+        return [(key, value)]
+    return None
+
+
+def load_official_state_dict(state_dict, model=None):
+    """
+    Map an official AGILE3D/PinPoint3D state dict onto a ``reference`` model.
+
+    Accepts the whole checkpoint dict (with a 'model' entry) or the state dict itself.
+    Returns (model in eval mode, OfficialLoadReport).
+    """
+    from pinpoint3d_core.model.pinpoint3d import PinPoint3D
+    if isinstance(state_dict, dict) and 'model' in state_dict and isinstance(
+            state_dict['model'], dict):
+        state_dict = state_dict['model']
+    if not isinstance(state_dict, dict):
+        raise CheckpointError('an official checkpoint must be a dict of tensors')
+    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
+                  for k, v in state_dict.items()}
+    if model is None:
+        model = PinPoint3D('reference')
+    ours = model.state_dict()
+    new, loaded = {}, []
+    unexpected, ignored, mismatch = [], [], []
+    for key, value in state_dict.items():
+        if key.endswith(_IGNORED_SUFFIXES) or key.startswith(_KNOWN_UNUSED):
+            ignored.append(key)
+            continue
+        if not torch.is_tensor(value):
+            unexpected.append(key)
+            continue
+        mapped = _map_official_key(key, value)
+        if mapped is None:
+            unexpected.append(key)
+            continue
+        for ok, ov in mapped:
+            if ok not in ours:
+                unexpected.append(key)
+            elif tuple(ours[ok].shape) != tuple(ov.shape):
+                mismatch.append((key, tuple(ov.shape), tuple(ours[ok].shape)))
+            else:
+                new[ok] = ov.to(ours[ok].dtype)
+                loaded.append(ok)
+    missing = sorted(set(ours) - set(new))
+    model.load_state_dict(new, strict=False)
+    source = 'pinpoint3d' if any(k.startswith('p_c2o_attention.') for k in state_dict) \
+        else 'agile3d'
+    model.eval()
+    return model, OfficialLoadReport(source, sorted(loaded), missing, sorted(set(unexpected)),
+                                     sorted(ignored), mismatch)
+
+
+def load_official_checkpoint(path):
+    """Read an official ``.pth`` file (it pickles an argparse.Namespace) and map it."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f'official checkpoint {path} does not exist')
+    try:
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            data = torch.load(path, map_location='cpu', weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
+            OSError) as exc:
+        raise CheckpointError(f'official checkpoint {path} cannot be read: {exc}') from None
+    return load_official_state_dict(data)
