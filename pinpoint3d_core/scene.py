@@ -181,6 +181,30 @@ def _jsonable(obj):
     return obj
 
 
+def write_labelled_ply(path, coords, colors, object_ids, part_ids, comment=None):
+    """Write a binary PLY that open3d, CloudCompare and MeshLab read, labels kept as fields."""
+    n = len(coords)
+    if colors is None:
+        colors = np.full((n, 3), 128, np.uint8)
+    rec = np.empty(n, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('red', 'u1'),
+                             ('green', 'u1'), ('blue', 'u1'), ('object_id', '<u4'),
+                             ('part_id', '<u4')])
+    for i, k in enumerate(('x', 'y', 'z')):
+        rec[k] = coords[:, i]
+    for i, k in enumerate(('red', 'green', 'blue')):
+        rec[k] = colors[:, i]
+    rec['object_id'], rec['part_id'] = object_ids, part_ids
+    header = ('ply\nformat binary_little_endian 1.0\n'
+              + (f'comment {comment}\n' if comment else '')
+              + f'element vertex {n}\n'
+              'property float x\nproperty float y\nproperty float z\n'
+              'property uchar red\nproperty uchar green\nproperty uchar blue\n'
+              'property uint object_id\nproperty uint part_id\nend_header\n')
+    with open(path, 'wb') as f:
+        f.write(header.encode('ascii'))
+        f.write(rec.tobytes())
+
+
 def read_kitti_bin(path, object_ids=None, part_ids=None):
     """Read a KITTI velodyne .bin (float32 x, y, z, intensity) with optional label arrays."""
     path = os.fspath(path)

@@ -83,30 +83,9 @@ def load_click_file(path):
     return out
 
 
-def write_labelled_ply(path, coords, colors, object_ids, part_ids):
-    """Binary little-endian PLY with colour and the two label fields."""
-    n = len(coords)
-    if colors is None:
-        colors = np.full((n, 3), 128, np.uint8)
-    rec = np.empty(n, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('red', 'u1'),
-                             ('green', 'u1'), ('blue', 'u1'), ('object_id', '<u4'),
-                             ('part_id', '<u4')])
-    rec['x'], rec['y'], rec['z'] = coords[:, 0], coords[:, 1], coords[:, 2]
-    rec['red'], rec['green'], rec['blue'] = colors[:, 0], colors[:, 1], colors[:, 2]
-    rec['object_id'], rec['part_id'] = object_ids, part_ids
-    header = ('ply\nformat binary_little_endian 1.0\n'
-              f'element vertex {n}\n'
-              'property float x\nproperty float y\nproperty float z\n'
-              'property uchar red\nproperty uchar green\nproperty uchar blue\n'
-              'property uint object_id\nproperty uint part_id\nend_header\n')
-    with open(path, 'wb') as f:
-        f.write(header.encode('ascii'))
-        f.write(rec.tobytes())
-
-
 def run(args):
     """Segment the input and write the labels; returns the exit code."""
-    from pinpoint3d_core.scene import read_any, save_scene, Scene
+    from pinpoint3d_core.scene import read_any, save_scene, Scene, write_labelled_ply
     from pinpoint3d_core.session import Segmenter
     out = Path(args.out)
     if out.suffix.lower() not in ('.ply', '.npz'):

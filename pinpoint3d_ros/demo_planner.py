@@ -13,6 +13,7 @@ import sys
 import time
 
 import numpy as np
+from pinpoint3d_core.scene import write_labelled_ply
 
 # Exit codes: 0 = every request answered success; 1 = a request failed; 2 = node not found.
 SERVICE = '/pinpoint3d_node/click_segment'
@@ -48,27 +49,6 @@ def iou(a, b):
     """Return the intersection over union of two boolean masks (0 when both are empty)."""
     union = np.count_nonzero(a | b)
     return float(np.count_nonzero(a & b) / union) if union else 0.0
-
-
-def write_ply(path, points, colors, object_ids, part_ids):
-    """Write a binary little-endian PLY with colours and per-point object and part ids."""
-    n = len(points)
-    rec = np.empty(n, dtype=[('x', '<f4'), ('y', '<f4'), ('z', '<f4'), ('red', 'u1'),
-                             ('green', 'u1'), ('blue', 'u1'), ('object_id', '<u4'),
-                             ('part_id', '<u4')])
-    for i, k in enumerate('xyz'):
-        rec[k] = points[:, i]
-    for i, k in enumerate(('red', 'green', 'blue')):
-        rec[k] = colors[:, i]
-    rec['object_id'], rec['part_id'] = object_ids, part_ids
-    header = ('ply\nformat binary_little_endian 1.0\n'
-              f'comment pinpoint3d demo segmentation\nelement vertex {n}\n'
-              'property float x\nproperty float y\nproperty float z\n'
-              'property uchar red\nproperty uchar green\nproperty uchar blue\n'
-              'property uint object_id\nproperty uint part_id\nend_header\n')
-    with open(path, 'wb') as f:
-        f.write(header.encode('ascii'))
-        f.write(rec.tobytes())
 
 
 def write_png(path, points, gt_colors, pred_colors, target_mask, title):
@@ -224,7 +204,8 @@ def run(args):
     paths = {'ply': os.path.join(args.out, 'segmentation.ply'),
              'png': os.path.join(args.out, 'segmentation.png'),
              'json': os.path.join(args.out, 'summary.json')}
-    write_ply(paths['ply'], points, pred_colors, pred_obj, pred_part)
+    write_labelled_ply(paths['ply'], points, pred_colors, pred_obj, pred_part,
+                       comment='pinpoint3d demo segmentation')
     write_png(paths['png'], np.asarray(points, np.float64), gt_colors, pred_colors, gt_obj,
               f"'{name}' (scene object {target}): object IoU {summary['object_iou']:.2f}, "
               f"mean part IoU {summary['mean_part_iou'] or 0:.2f}"

@@ -5,6 +5,7 @@ import os
 import subprocess
 
 import numpy as np
+from pinpoint3d_core.scene import write_labelled_ply
 from pinpoint3d_ros import demo_planner
 from pinpoint3d_ros.testing import fresh_domain_id, ros_env
 import pytest
@@ -34,7 +35,7 @@ def test_ply_is_readable(tmp_path):
     colors = np.full((50, 3), 200, np.uint8)
     ids = np.arange(50, dtype=np.uint32)
     path = str(tmp_path / 'seg.ply')
-    demo_planner.write_ply(path, pts, colors, ids, ids % 3)
+    write_labelled_ply(path, pts, colors, ids, ids % 3)
     cloud = o3d.io.read_point_cloud(path)
     np.testing.assert_allclose(np.asarray(cloud.points), pts, rtol=1e-6)
     np.testing.assert_allclose(np.asarray(cloud.colors), 200 / 255.0, rtol=1e-6)
