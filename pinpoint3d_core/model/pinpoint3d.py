@@ -20,6 +20,7 @@ from pinpoint3d_core.model.decoder import (
 from pinpoint3d_core.model.position_encoding import click_order_table, FourierPositionEncoding
 import torch
 from torch import nn
+import torch.nn.functional as F
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +117,14 @@ def gate_by_object(part_logits, object_logits, column, obj_lp=None):
     return torch.cat([bg[:, None], lo[:, None] + lp[:, 1:]], dim=1)
 
 
+def _normalise_by_scene(module, inputs, output):
+    """Forward hook: in eval mode, batch-normalise with the scene's own statistics."""
+    x = inputs[0]
+    if module.training or x.shape[0] < 2:
+        return None   # training already uses them; one row has no variance to use
+    return F.batch_norm(x, None, None, module.weight, module.bias, True, 0.0, module.eps)
+
+
 class PinPoint3D(nn.Module):
     """Backbone + adapter + object decoder + part decoder with Targeted Attention Masking."""
 
@@ -146,6 +155,10 @@ class PinPoint3D(nn.Module):
         self.object_mask_embed = MaskEmbed(d)
         self.part_mask_embed = MaskEmbed(d)
         self.backbone_calls = 0               # lets tests check the backbone runs once a scene
+        if cfg.scene_norm_stats:
+            for module in self.modules():
+                if isinstance(module, nn.BatchNorm1d):
+                    module.register_forward_hook(_normalise_by_scene)
 
     @property
     def device(self):
