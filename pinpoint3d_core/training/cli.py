@@ -48,6 +48,8 @@ def add_arguments(parser):
                         help='simulated click rounds are drawn from 1..this')
     parser.add_argument('--max-objects', type=int, default=d.max_objects)
     parser.add_argument('--max-part-objects', type=int, default=d.max_part_objects)
+    parser.add_argument('--min-target-voxels', type=int, default=d.min_target_voxels,
+                        help='smaller objects/parts are never targets (LiDAR: about 30)')
     parser.add_argument('--part-prob', type=float, default=d.part_prob,
                         help='joint stage: share of part-level samples')
     parser.add_argument('--no-augment', action='store_true')
@@ -68,6 +70,7 @@ def config_from_args(args):
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
         grad_clip=args.grad_clip, max_rounds=args.max_rounds, max_objects=args.max_objects,
         max_part_objects=args.max_part_objects, part_prob=args.part_prob, seed=args.seed,
+        min_target_voxels=args.min_target_voxels,
         kinds=tuple(k for k in args.kinds.split(',') if k), scene_size=args.scene_size,
         augment=not args.no_augment)
 

@@ -143,7 +143,7 @@ class TrainingDataset(torch.utils.data.Dataset):
 
     def __init__(self, scenes=None, kinds=('indoor',), voxel_size=0.05, stage='joint',
                  seed=0, augment=None, max_objects=6, max_part_objects=2, part_prob=0.5,
-                 scene_size='small'):
+                 scene_size='small', min_target_voxels=3):
         if stage not in ('object', 'part', 'joint'):
             raise Pinpoint3DError(f'unknown stage {stage!r}; use object, part or joint')
         self.files = list(scenes) if scenes is not None else None
@@ -159,6 +159,7 @@ class TrainingDataset(torch.utils.data.Dataset):
         self.max_part_objects = max_part_objects
         self.part_prob = part_prob
         self.scene_size = scene_size
+        self.min_target_voxels = min_target_voxels
 
     def __len__(self):
         """Nominal length; indices beyond it are valid too (the counter is unbounded)."""
@@ -199,7 +200,8 @@ class TrainingDataset(torch.utils.data.Dataset):
             level = 'part' if rng.random() < self.part_prob else 'object'
         from pinpoint3d_core.evaluation.harness import stuff_ids
         level, targets, gt = sample_targets(obj, part, level, rng, self.max_objects,
-                                            self.max_part_objects, exclude=stuff_ids(scene))
+                                            self.max_part_objects, self.min_target_voxels,
+                                            exclude=stuff_ids(scene))
         return TrainSample(name, cloud, level, targets, gt, int(rng.integers(2 ** 31)))
 
 

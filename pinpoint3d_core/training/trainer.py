@@ -51,6 +51,9 @@ class TrainConfig:
     max_rounds: int = 5
     max_objects: int = 6
     max_part_objects: int = 2
+    # Objects and parts smaller than this (in voxels) are never targets: a distant LiDAR
+    # pedestrian of 3 voxels teaches nothing but noise.
+    min_target_voxels: int = 3
     part_prob: float = 0.5
     seed: int = 0
     kinds: tuple = ('indoor',)
@@ -370,7 +373,7 @@ class Trainer:
         self.dataset = TrainingDataset(
             scenes, cfg.kinds, self.model.config.voxel_size, cfg.stage, cfg.seed,
             Augment() if cfg.augment else Augment.none(), cfg.max_objects,
-            cfg.max_part_objects, cfg.part_prob, cfg.scene_size)
+            cfg.max_part_objects, cfg.part_prob, cfg.scene_size, cfg.min_target_voxels)
 
     def _resume(self):
         if not os.path.isfile(self.ckpt_path):
