@@ -44,18 +44,39 @@ def add_arguments(parser):
     parser.add_argument('--click-voxel', type=float, default=0.05,
                         help="voxel size (m) of the simulated user's click candidates")
     parser.add_argument('--progress', action='store_true', help='show a progress bar')
+    parser.add_argument('--override', action='append', metavar='FIELD=VALUE', default=[],
+                        help='change a model config field of every checkpoint before '
+                             'evaluating (repeatable), e.g. tam_all_layers=false; only fields '
+                             'that keep the parameter set; results are labelled by it')
 
 
-def load_segmenter(spec, device='auto'):
-    """Return (name, segmenter) for a checkpoint path or 'baseline'."""
+def model_names(specs):
+    """Label per --model: the file stem, with its folder when two stems are equal."""
+    stems = [s if s == 'baseline' else os.path.splitext(os.path.basename(s))[0] for s in specs]
+    out = []
+    for spec, stem in zip(specs, stems):
+        if stems.count(stem) > 1 and spec != 'baseline':
+            parent = os.path.basename(os.path.dirname(os.path.abspath(spec)))
+            stem = f'{parent}/{stem}'
+        out.append(stem)
+    return out
+
+
+def load_segmenter(spec, device='auto', overrides=None, name=None):
+    """Return (name, segmenter) for a checkpoint path or 'baseline' (never overridden)."""
     if spec == 'baseline':
         from pinpoint3d_core.evaluation.baseline import GraphBaselineSegmenter
         return 'baseline', GraphBaselineSegmenter()
     if not os.path.isfile(spec):
         raise Pinpoint3DError(f'{spec}: no such checkpoint (or pass --model baseline)')
     from pinpoint3d_core.session import Segmenter
-    name = os.path.splitext(os.path.basename(spec))[0]
-    return name, Segmenter.load(spec, device=device)
+    from pinpoint3d_core.evaluation.overrides import apply_overrides, override_label
+    name = name or os.path.splitext(os.path.basename(spec))[0]
+    seg = Segmenter.load(spec, device=device)
+    if overrides:
+        apply_overrides(seg, overrides)
+        name = f'{name}[{override_label(overrides)}]'
+    return name, seg
 
 
 def _scenes(paths):
@@ -68,12 +89,14 @@ def _safe(name):
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
 
 
-def write_outputs(out, name, args, summary, records):
+def write_outputs(out, name, args, summary, records, config=None):
     """Write summary.json, per_target.csv and curves.csv under ``out``."""
     os.makedirs(out, exist_ok=True)
+    overrides = dict(getattr(args, 'overrides', None) or {}) if config is not None else {}
     with open(os.path.join(out, 'summary.json'), 'w') as f:
         json.dump({'model': name, 'protocol': args.protocol, 'max_clicks': args.max_clicks,
-                   'seed': args.seed, 'summary': summary,
+                   'seed': args.seed, 'limit': args.limit, 'overrides': overrides,
+                   'config': config, 'summary': summary,
                    'noc_keyed_by': 'sample (not scene + target count as in the reference)',
                    'samples': [{'id': r['sample'].sample_id, 'targets': r['curve'].labels,
                                 'clicks': r['curve'].clicks, 'iou': r['curve'].ious()}
@@ -107,9 +130,13 @@ def run(args):
         raise Pinpoint3DError('give --scenes DIR_OR_FILES (or --real for the real LiDAR scans)')
     paths = harness.scene_paths(args.scenes)
     models = args.model or ['baseline']
+    from pinpoint3d_core.evaluation.overrides import parse_overrides
+    args.overrides = parse_overrides(getattr(args, 'override', None))
+    if args.overrides and all(m == 'baseline' for m in models):
+        raise Pinpoint3DError("--override changes a checkpoint's config: give --model PATH")
     summaries = {}
-    for spec in models:
-        name, seg = load_segmenter(spec, args.device)
+    for spec, label in zip(models, model_names(models)):
+        name, seg = load_segmenter(spec, args.device, args.overrides, label)
         out = None
         if args.out:
             out = args.out if len(models) == 1 else os.path.join(args.out, _safe(name))
@@ -140,7 +167,8 @@ def run(args):
         print(metrics.format_table(summary, f'== {name} | {args.protocol} | '
                                             f'{len(paths)} scene file(s)'))
         if out:
-            write_outputs(out, name, args, summary, records)
+            config = seg.config.to_dict() if hasattr(seg, 'config') else None
+            write_outputs(out, name, args, summary, records, config)
             print(f'wrote {out}/summary.json, per_target.csv, curves.csv')
     if len(summaries) > 1:
         keys = [k for k in next(iter(summaries.values())) if k not in ('samples', 'targets')]

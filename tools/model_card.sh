@@ -1,0 +1,137 @@
+#!/usr/bin/env bash
+# Reproduce every evaluation table of docs/model.md from the shipped checkpoints, in one command:
+#
+#   tools/model_card.sh                          # full run (slow on CPU: tens of minutes)
+#   MODEL_CARD_LIMIT=4 MODEL_CARD_MAX_CLICKS=3 tools/model_card.sh    # quick variant
+#
+# Environment (all optional):
+#   CHECKPOINT_INDOOR   indoor model       (default weights/pinpoint3d_small.pt)
+#   CHECKPOINT_LIDAR    LiDAR model        (default weights/pinpoint3d_small_lidar.pt)
+#   MODEL_CARD_OUT      output folder      (default out/model_card)
+#   MODEL_CARD_LIMIT    samples per evaluation (default: all)
+#   MODEL_CARD_MAX_CLICKS  clicks per target (default 10, as in docs/model.md)
+#   MODEL_CARD_INDOOR_COUNT / MODEL_CARD_LIDAR_COUNT  held-out scenes (default 24 / 16)
+#   MODEL_CARD_REUSE_SCENES=1  keep scenes already in OUT/scenes (default: regenerate)
+#   MODEL_CARD_ABLATIONS=0     skip the inference-time ablations
+#   MODEL_CARD_NICE     nice level (default 10); OMP_NUM_THREADS defaults to 1
+#
+# Writes OUT/<evaluation>/<model>/summary.json (+ per_target.csv, curves.csv), OUT/model_card.md
+# (the markdown table that is also printed) and OUT/commands.txt (every command that ran).
+set -eo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=/dev/null
+. "$root/tools/env.sh"
+set -u
+cd "$root"
+
+ckpt_indoor="${CHECKPOINT_INDOOR:-$root/weights/pinpoint3d_small.pt}"
+ckpt_lidar="${CHECKPOINT_LIDAR:-$root/weights/pinpoint3d_small_lidar.pt}"
+out="${MODEL_CARD_OUT:-$root/out/model_card}"
+limit="${MODEL_CARD_LIMIT:-}"
+max_clicks="${MODEL_CARD_MAX_CLICKS:-10}"
+n_indoor="${MODEL_CARD_INDOOR_COUNT:-24}"
+n_lidar="${MODEL_CARD_LIDAR_COUNT:-16}"
+nice_level="${MODEL_CARD_NICE:-10}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+export OMP_WAIT_POLICY=PASSIVE
+real_data="${PINPOINT3D_REAL_DATA:-/work/shared/data}"
+
+for f in "$ckpt_indoor" "$ckpt_lidar"; do
+  if [ ! -f "$f" ]; then
+    echo "model_card: checkpoint $f not found (set CHECKPOINT_INDOOR / CHECKPOINT_LIDAR)" >&2
+    exit 1
+  fi
+done
+
+mkdir -p "$out"
+: > "$out/commands.txt"
+# The source checkout's package (python -m from the repository root), never a stale install.
+pp() {
+  echo "pinpoint3d $*" >> "$out/commands.txt"
+  nice -n "$nice_level" python -m pinpoint3d_core.cli "$@"
+}
+
+scenes_indoor="$out/scenes/indoor"
+scenes_lidar="$out/scenes/lidar"
+if [ "${MODEL_CARD_REUSE_SCENES:-0}" != 1 ]; then
+  rm -rf "$scenes_indoor" "$scenes_lidar"
+fi
+[ -d "$scenes_indoor" ] || pp synth --kind indoor --size normal --count "$n_indoor" \
+  --seed 900000 --out "$scenes_indoor"
+[ -d "$scenes_lidar" ] || pp synth --kind lidar --count "$n_lidar" --seed 900000 \
+  --out "$scenes_lidar"
+
+common=(--max-clicks "$max_clicks" --device cpu)
+if [ -n "$limit" ]; then common+=(--limit "$limit"); fi
+
+evaluate() {   # evaluate NAME ARGS...: results in OUT/NAME/<model>/summary.json
+  local name="$1"; shift
+  echo "== $name" >&2
+  pp evaluate "$@" "${common[@]}" --out "$out/$name" > "$out/$name.log"
+  tail -n 30 "$out/$name.log" >&2
+}
+
+rm -rf "$out"/indoor_* "$out"/lidar_* "$out"/real_* "$out"/ablation_*
+evaluate indoor_all-part --scenes "$scenes_indoor" --protocol all-part \
+  --model "$ckpt_indoor" --model baseline
+evaluate indoor_random-part --scenes "$scenes_indoor" --protocol random-part \
+  --model "$ckpt_indoor" --model baseline
+evaluate indoor_object --scenes "$scenes_indoor" --protocol object \
+  --model "$ckpt_indoor" --model baseline
+evaluate lidar_object --scenes "$scenes_lidar" --protocol object \
+  --model "$ckpt_lidar" --model baseline
+evaluate lidar_all-part --scenes "$scenes_lidar" --protocol all-part \
+  --model "$ckpt_lidar" --model baseline
+PINPOINT3D_REAL_DATA="$real_data" evaluate real_object --real --objects-per-sample 1 \
+  --model "$ckpt_lidar" --model baseline
+
+if [ "${MODEL_CARD_ABLATIONS:-1}" != 0 ]; then
+  # Inference-time ablations: each decision flag of the checkpoint's config flipped.
+  # (scene_norm_stats: batch-norm statistics of the scene itself instead of running averages.)
+  for flag in tam_all_layers gate_parts_by_object part_queries_from_refined scene_norm_stats; do
+    value=$(python - "$ckpt_indoor" "$flag" <<'EOF'
+import sys
+from pinpoint3d_core.model.checkpoint import read_checkpoint
+from pinpoint3d_core.model.config import ModelConfig
+config = ModelConfig.from_dict(read_checkpoint(sys.argv[1])['config'])
+print(str(not getattr(config, sys.argv[2])).lower())
+EOF
+)
+    evaluate "ablation_${flag}" --scenes "$scenes_indoor" --protocol all-part \
+      --model "$ckpt_indoor" --override "$flag=$value"
+  done
+fi
+
+python - "$out" <<'EOF' | tee "$out/model_card.md"
+import glob
+import json
+import os
+import sys
+
+out = sys.argv[1]
+order = ['indoor_all-part', 'indoor_random-part', 'indoor_object', 'lidar_object',
+         'lidar_all-part', 'real_object', 'ablation_tam_all_layers',
+         'ablation_gate_parts_by_object', 'ablation_part_queries_from_refined',
+         'ablation_scene_norm_stats']
+cols = ['IoU@1', 'IoU@3', 'IoU@5', 'NoC@50', 'NoC@65', 'NoC@80', 'NoC@85', 'NoC@90']
+print('| evaluation | model | samples / targets | ' + ' | '.join(cols)
+      + ' | objIoU@1 / 3 / 5 | decode ms/click |')
+print('|' + '---|' * (len(cols) + 5))
+for name in order:
+    files = sorted(glob.glob(os.path.join(out, name, '**', 'summary.json'), recursive=True))
+    # The learned model first, the baseline after it.
+    files.sort(key=lambda p: json.load(open(p))['model'] == 'baseline')
+    for path in files:
+        data = json.load(open(path))
+        s = data['summary']
+        obj = ' / '.join(f"{s[f'objIoU@{k}']:.1f}" for k in (1, 3, 5)
+                         if f'objIoU@{k}' in s) or '-'
+        vals = ' | '.join(f'{s[c]:.1f}' if c.startswith('IoU') else f'{s[c]:.2f}'
+                          for c in cols)
+        print(f"| {name} | {data['model']} | {s['samples']} / {s['targets']} | {vals} | "
+              f"{obj} | {s.get('mean_decode_ms', float('nan')):.0f} |")
+print()
+print(f"max clicks per target {data['max_clicks']}, sample limit {data['limit']}; "
+      f'summaries under {out}')
+EOF
