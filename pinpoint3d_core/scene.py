@@ -66,6 +66,18 @@ class Scene:
         return {int(p): int(o) for p, o in pairs}
 
 
+def real_data_dir():
+    """
+    Folder of the real labelled scans used by tests, evaluation and statistics.
+
+    $PINPOINT3D_REAL_DATA, else ``shared/data`` beside the checkout (where CI and developers
+    have it); the scans are third-party data that the repository must not contain.
+    """
+    default = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.realpath(__file__)))), 'shared', 'data')
+    return os.environ.get('PINPOINT3D_REAL_DATA', default)
+
+
 def validate(scene, source='scene'):
     """Raise SceneFormatError when shapes, dtypes, values or labels are inconsistent."""
     c = scene.coords

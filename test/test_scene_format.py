@@ -6,10 +6,10 @@ import os
 import numpy as np
 from pinpoint3d_core.errors import Pinpoint3DError, SceneFormatError
 from pinpoint3d_core.scene import (
-    load_scene, read_any, read_kitti_bin, read_point_file, save_scene, Scene)
+    load_scene, read_any, read_kitti_bin, read_point_file, real_data_dir, save_scene, Scene)
 import pytest
 
-REAL = '/work/shared/data'
+REAL = real_data_dir()
 
 
 def _scene(n=50, seed=0):

@@ -35,7 +35,7 @@ n_lidar="${MODEL_CARD_LIDAR_COUNT:-16}"
 nice_level="${MODEL_CARD_NICE:-10}"
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
 export OMP_WAIT_POLICY=PASSIVE
-real_data="${PINPOINT3D_REAL_DATA:-/work/shared/data}"
+real_data="${PINPOINT3D_REAL_DATA:-$(cd "$root/.." && pwd)/shared/data}"
 
 for f in "$ckpt_indoor" "$ckpt_lidar"; do
   if [ ! -f "$f" ]; then

@@ -9,8 +9,8 @@ import numpy as np
 
 from pinpoint3d_core.errors import Pinpoint3DError
 from pinpoint3d_core.evaluation import harness, metrics
+from pinpoint3d_core.scene import real_data_dir
 
-REAL_DATA_DIR = '/work/shared/data'
 PNG_STEPS = (1, 3, 5)
 
 
@@ -20,7 +20,8 @@ def add_arguments(parser):
                         help='scene files (.npz/.ply/.pcd/.bin), directories or globs')
     parser.add_argument('--real', action='store_true',
                         help='evaluate on the labelled real LiDAR scans in $PINPOINT3D_REAL_DATA '
-                             f'(default {REAL_DATA_DIR}); implies --protocol object')
+                             '(default: shared/data beside the checkout); implies --protocol '
+                             'object')
     parser.add_argument('--protocol', choices=harness.PROTOCOLS, default='random-part')
     parser.add_argument('--model', action='append', metavar='PATH|baseline',
                         help="checkpoint path, or 'baseline'; repeat to compare several "
@@ -124,7 +125,7 @@ def write_outputs(out, name, args, summary, records, config=None):
 def run(args):
     """Evaluate every requested model on the same samples and print one table per model."""
     if args.real:
-        args.scenes = [os.environ.get('PINPOINT3D_REAL_DATA', REAL_DATA_DIR)]
+        args.scenes = [real_data_dir()]
         args.protocol = 'object'
     if not args.scenes:
         raise Pinpoint3DError('give --scenes DIR_OR_FILES (or --real for the real LiDAR scans)')

@@ -9,12 +9,12 @@ import glob
 import os
 
 import numpy as np
-from pinpoint3d_core.scene import load_scene
+from pinpoint3d_core.scene import load_scene, real_data_dir
 from scipy.spatial import cKDTree
 
-REAL_DATA = '/work/shared/data'
 
-# Measured on real scans that cannot be shipped (see /work/shared/notes/real-data-stats.md).
+# Measured on real scans that cannot be shipped (shared/notes/real-data-stats.md beside the
+# checkout).
 REFERENCE = {
     'ScanNet scene0000_00 (reference)': {
         'points': 81369, 'nn_median_cm': 2.9, 'nn_p90_cm': 4.3, 'voxels_5cm': 53545,
@@ -51,8 +51,9 @@ def scene_stats(scene):
     return out
 
 
-def collect(seeds=3, real_dir=REAL_DATA):
+def collect(seeds=3, real_dir=None):
     """Statistics rows: references, real scans found in ``real_dir``, synthetic averages."""
+    real_dir = real_dir or real_data_dir()
     from pinpoint3d_core.synth import generate_scene
     rows = dict(REFERENCE)
     for path in sorted(glob.glob(os.path.join(real_dir, '*.npz'))):
@@ -111,7 +112,7 @@ def main(argv=None):
     """Print the real-vs-synthetic statistics tables."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seeds', type=int, default=3, help='synthetic scenes per row')
-    parser.add_argument('--real-dir', default=REAL_DATA, help='folder of real .npz scans')
+    parser.add_argument('--real-dir', default=None, help='folder of real .npz scans')
     args = parser.parse_args(argv)
     print(markdown(collect(args.seeds, args.real_dir)))
     return 0
