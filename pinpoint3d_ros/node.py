@@ -35,18 +35,18 @@ NODE_NAME = 'pinpoint3d_node'
 WEIGHTS_FILE = 'pinpoint3d_small.pt'
 
 
-def default_checkpoint():
-    """Return the shipped weights path: installed share dir first, then the source tree."""
+def default_checkpoint(name=WEIGHTS_FILE):
+    """Return a shipped weights file: installed share dir first, then the source tree."""
     candidates = []
     try:
         from ament_index_python.packages import get_package_share_directory
         candidates.append(os.path.join(get_package_share_directory('pinpoint3d'),
-                                       'weights', WEIGHTS_FILE))
+                                       'weights', name))
     except Exception:  # not installed, or AMENT_PREFIX_PATH unset: use the source tree
         pass
     roots = [os.environ.get('PINPOINT3D_ROOT', ''),
              os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-    candidates += [os.path.join(root, 'weights', WEIGHTS_FILE) for root in roots if root]
+    candidates += [os.path.join(root, 'weights', name) for root in roots if root]
     for path in candidates:
         if os.path.isfile(path):
             return path
@@ -177,6 +177,9 @@ class Pinpoint3DNode(Node):
                 config = checkpoint.partition(':')[2] or 'small'
                 segmenter = Segmenter.untrained(config, device=device)
             else:
+                if (checkpoint and os.path.basename(checkpoint) == checkpoint
+                        and not os.path.isfile(checkpoint)):
+                    checkpoint = default_checkpoint(checkpoint)   # a shipped file, by name
                 path = checkpoint or default_checkpoint()
                 if not checkpoint and not os.path.isfile(path):
                     self.get_logger().warning(

@@ -31,7 +31,8 @@ class Spec:
 
 SPECS = (
     Spec('checkpoint', '', "model checkpoint (.pt); '' = the shipped weights/pinpoint3d_small.pt"
-         " (untrained weights with a warning when it is absent); 'untrained' or "
+         ' (untrained weights with a warning when it is absent); a bare file name = that '
+         "shipped file (pinpoint3d_small_lidar.pt); 'untrained' or "
          "'untrained:<config>' = random weights for tests", read_only=True),
     Spec('device', 'auto', "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'",
          read_only=True),

@@ -5,7 +5,8 @@ import glob
 from ament_flake8.main import main_with_errors
 import pytest
 
-PATHS = ['pinpoint3d_core', 'pinpoint3d_ros', 'launch', 'test', 'setup.py'] + sorted(
+PATHS = ['pinpoint3d_core', 'pinpoint3d_ros', 'launch', 'test', 'setup.py',
+         'docs/session_example.py'] + sorted(
     glob.glob('scripts/*'))
 
 

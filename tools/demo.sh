@@ -13,6 +13,7 @@ timeout_s="${DEMO_TIMEOUT:-300}"
 config="config/indoor_rgbd.yaml"
 [ "$sensor" = lidar ] && config="config/kitti_lidar.yaml"
 checkpoint="${DEMO_CHECKPOINT:-}"
+[ -z "$checkpoint" ] && [ "$sensor" = lidar ] && checkpoint=pinpoint3d_small_lidar.pt
 mkdir -p "$out"
 rm -f "$out/summary.json" "$out/segmentation.ply" "$out/segmentation.png"
 

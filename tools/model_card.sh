@@ -77,9 +77,9 @@ evaluate indoor_all-part --scenes "$scenes_indoor" --protocol all-part \
   --model "$ckpt_indoor" --model baseline
 evaluate indoor_random-part --scenes "$scenes_indoor" --protocol random-part \
   --model "$ckpt_indoor" --model baseline
-evaluate indoor_object --scenes "$scenes_indoor" --protocol object \
+evaluate indoor_object --scenes "$scenes_indoor" --protocol object --objects-per-sample 1 \
   --model "$ckpt_indoor" --model baseline
-evaluate lidar_object --scenes "$scenes_lidar" --protocol object \
+evaluate lidar_object --scenes "$scenes_lidar" --protocol object --objects-per-sample 1 \
   --model "$ckpt_lidar" --model baseline
 evaluate lidar_all-part --scenes "$scenes_lidar" --protocol all-part \
   --model "$ckpt_lidar" --model baseline
