@@ -36,21 +36,10 @@ WEIGHTS_FILE = 'pinpoint3d_small.pt'
 
 
 def default_checkpoint(name=WEIGHTS_FILE):
-    """Return a shipped weights file: installed share dir first, then the source tree."""
-    candidates = []
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        candidates.append(os.path.join(get_package_share_directory('pinpoint3d'),
-                                       'weights', name))
-    except Exception:  # not installed, or AMENT_PREFIX_PATH unset: use the source tree
-        pass
-    roots = [os.environ.get('PINPOINT3D_ROOT', ''),
-             os.path.dirname(os.path.dirname(os.path.abspath(__file__)))]
-    candidates += [os.path.join(root, 'weights', name) for root in roots if root]
-    for path in candidates:
-        if os.path.isfile(path):
-            return path
-    return candidates[0]
+    """Return a shipped weights file: the first place the core searches that has it."""
+    from pinpoint3d_core.model.checkpoint import default_checkpoint_candidates
+    candidates = default_checkpoint_candidates(name)
+    return str(next((c for c in candidates if c.is_file()), candidates[0]))
 
 
 class ModelNotReady(Pinpoint3DError):

@@ -231,10 +231,11 @@ def test_project_checkpoint_round_trip_and_errors(tmp_path):
 def test_default_weights_missing_is_a_clear_error(monkeypatch, tmp_path):
     _need_me()
     from pinpoint3d_core.session import Segmenter
+    import pinpoint3d_core.model.checkpoint as ckpt
     monkeypatch.setenv('PINPOINT3D_WEIGHTS', str(tmp_path / 'absent.pt'))
-    monkeypatch.setenv('AMENT_PREFIX_PATH', '')
-    if any(p.is_file() for p in default_checkpoint_candidates()):
-        pytest.skip('shipped weights exist in this checkout')
+    # Only the overridden place is searched, whether or not this checkout ships weights.
+    monkeypatch.setattr(ckpt, 'default_checkpoint_candidates',
+                        lambda name=ckpt.DEFAULT_NAME: default_checkpoint_candidates(name)[:1])
     with pytest.raises(CheckpointError, match='no trained weights'):
         Segmenter.load()
     model = _small_model()

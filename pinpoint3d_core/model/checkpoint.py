@@ -30,24 +30,24 @@ VERSION = 1
 DEFAULT_NAME = 'pinpoint3d_small.pt'
 
 
-def default_checkpoint_candidates():
-    """Places searched for the shipped weights, in order."""
+def default_checkpoint_candidates(name=DEFAULT_NAME):
+    """Places searched for a shipped weights file, in order ($PINPOINT3D_WEIGHTS first)."""
     out = []
     env = os.environ.get('PINPOINT3D_WEIGHTS')
-    if env:
+    if env and name == DEFAULT_NAME:
         out.append(Path(env))
     here = Path(__file__).resolve()
-    out.append(here.parents[2] / 'weights' / DEFAULT_NAME)            # source checkout
-    out.append(Path(sys.prefix) / 'share' / 'pinpoint3d' / 'weights' / DEFAULT_NAME)
+    out.append(here.parents[2] / 'weights' / name)            # source checkout
+    out.append(Path(sys.prefix) / 'share' / 'pinpoint3d' / 'weights' / name)
     for prefix in os.environ.get('AMENT_PREFIX_PATH', '').split(os.pathsep):
         if prefix:
-            out.append(Path(prefix) / 'share' / 'pinpoint3d' / 'weights' / DEFAULT_NAME)
+            out.append(Path(prefix) / 'share' / 'pinpoint3d' / 'weights' / name)
     return out
 
 
-def default_checkpoint_path():
-    """Return the shipped weights file, or raise CheckpointError listing where it looked."""
-    cands = default_checkpoint_candidates()
+def default_checkpoint_path(name=DEFAULT_NAME):
+    """Return a shipped weights file, or raise CheckpointError listing where it looked."""
+    cands = default_checkpoint_candidates(name)
     for c in cands:
         if c.is_file():
             return c
