@@ -63,26 +63,23 @@ def _box(region):
     return pose, size
 
 
+def _fill_region(msg, region):
+    """Copy what objects and parts share (indices, centroid, box, score) into a message."""
+    msg.indices = _uint32_array(region.indices)
+    msg.centroid = Point(x=float(region.centroid[0]), y=float(region.centroid[1]),
+                         z=float(region.centroid[2]))
+    msg.box_pose, msg.box_size = _box(region)
+    msg.score = float(region.score)
+    return msg
+
+
 def region_messages(regions):
     """Convert conversions.Region objects into SegmentedObject messages."""
     out = []
     for region in regions:
-        obj = SegmentedObject()
-        obj.object_id = region.label
-        obj.indices = _uint32_array(region.indices)
-        obj.centroid = Point(x=float(region.centroid[0]), y=float(region.centroid[1]),
-                             z=float(region.centroid[2]))
-        obj.box_pose, obj.box_size = _box(region)
-        obj.score = float(region.score)
-        for part in region.parts or ():
-            msg = SegmentedPart()
-            msg.part_id = part.label
-            msg.indices = _uint32_array(part.indices)
-            msg.centroid = Point(x=float(part.centroid[0]), y=float(part.centroid[1]),
-                                 z=float(part.centroid[2]))
-            msg.box_pose, msg.box_size = _box(part)
-            msg.score = float(part.score)
-            obj.parts.append(msg)
+        obj = _fill_region(SegmentedObject(object_id=int(region.label)), region)
+        obj.parts = [_fill_region(SegmentedPart(part_id=int(part.label)), part)
+                     for part in region.parts or ()]
         out.append(obj)
     return out
 
