@@ -3,6 +3,16 @@
 import numpy as np
 
 
+def _scatter(ax, xyz, col, size, z_scale):
+    """Scatter points on a 3D axis with equal x/y extent (z shortened by ``z_scale``)."""
+    ax.scatter(xyz[:, 0], xyz[:, 1], xyz[:, 2], c=col, s=size, linewidths=0, depthshade=False)
+    lo, hi = xyz.min(0), xyz.max(0)
+    mid, half = (lo + hi) / 2, (hi - lo).max() / 2
+    ax.set_xlim(mid[0] - half, mid[0] + half)
+    ax.set_ylim(mid[1] - half, mid[1] + half)
+    ax.set_zlim(mid[2] - half * z_scale, mid[2] + half * z_scale)
+
+
 def label_colors(scene):
     """RGB 0..1 per point: one colour per part; objects without parts get a muted shade."""
     rng = np.random.default_rng(7)
@@ -34,13 +44,7 @@ def save_preview(scene, path, max_points=80000, title=None, dpi=90, crop=30.0):
     xyz, col = xyz[order], col[order]
     fig = plt.figure(figsize=(6, 4.5), dpi=dpi)
     ax = fig.add_subplot(projection='3d')
-    ax.scatter(xyz[:, 0], xyz[:, 1], xyz[:, 2], c=col, s=0.6, linewidths=0,
-               depthshade=False)
-    lo, hi = xyz.min(0), xyz.max(0)
-    mid, half = (lo + hi) / 2, (hi - lo).max() / 2
-    ax.set_xlim(mid[0] - half, mid[0] + half)
-    ax.set_ylim(mid[1] - half, mid[1] + half)
-    ax.set_zlim(mid[2] - half / 3, mid[2] + half / 3)
+    _scatter(ax, xyz, col, size=0.6, z_scale=1 / 3)
     ax.set_box_aspect((1, 1, 1 / 3))
     ax.view_init(elev=35, azim=-60)
     ax.set_axis_off()
@@ -87,13 +91,7 @@ def save_gallery(path, makers, seed=0, columns=4, dpi=80):
         names = sorted({p.name for p in obj.parts})
         col = np.array([cmap(names.index(n) % 10) for n in labels])
         ax = fig.add_subplot(rows, columns, i + 1, projection='3d')
-        ax.scatter(xyz[:, 0], xyz[:, 1], xyz[:, 2], c=col, s=0.5, linewidths=0,
-                   depthshade=False)
-        lo, hi = xyz.min(0), xyz.max(0)
-        mid, half = (lo + hi) / 2, (hi - lo).max() / 2
-        ax.set_xlim(mid[0] - half, mid[0] + half)
-        ax.set_ylim(mid[1] - half, mid[1] + half)
-        ax.set_zlim(mid[2] - half, mid[2] + half)
+        _scatter(ax, xyz, col, size=0.5, z_scale=1.0)
         ax.view_init(elev=25, azim=-115)
         ax.set_axis_off()
         ax.set_title(f"{name}: {', '.join(names)}", fontsize=6)
