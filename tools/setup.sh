@@ -52,7 +52,8 @@ else
   # The ROS wheels were built in manylinux; their CMake exports point at /opt/python/....
   pyinc="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
   npinc="$("$venv/bin/python" -c 'import numpy; print(numpy.get_include())')"
-  grep -rlZ '/opt/python/cp3' "$venv/share" --include='*.cmake' 2>/dev/null \
+  # (nothing left to fix on a re-run: grep finds no file, which is fine)
+  { grep -rlZ '/opt/python/cp3' "$venv/share" --include='*.cmake' 2>/dev/null || true; } \
     | xargs -0 -r sed -i -E \
       -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/include/python3\.[0-9]+#${pyinc}#g" \
       -e "s#/opt/python/cp3[0-9]+-cp3[0-9]+/lib/python3\.[0-9]+/site-packages/numpy/_core/include#${npinc}#g"
