@@ -119,6 +119,7 @@ def run(args):
                          pred.object_ids.astype(np.int32), pred.part_ids.astype(np.int32), meta)
         save_scene(out, labelled)
     counts = {int(k): int(v) for k, v in zip(*np.unique(pred.object_ids, return_counts=True))}
-    print(f'encode {session.encode_ms:.0f} ms, decode {pred.decode_ms:.0f} ms; points per '
+    encode_ms = session.encode_ms + pred.encode_ms
+    print(f'encode {encode_ms:.0f} ms, decode {pred.decode_ms:.0f} ms; points per '
           f'object {counts}; wrote {out}')
     return 0

@@ -15,7 +15,7 @@ from pinpoint3d_core.model.checkpoint import (
     default_checkpoint_path, load_checkpoint, load_official_checkpoint)
 from pinpoint3d_core.model.config import get_config
 from pinpoint3d_core.model.pinpoint3d import PinPoint3D, VoxelClick
-from pinpoint3d_core.model.voxelize import voxelize
+from pinpoint3d_core.model.voxelize import crop_voxels, voxelize
 import torch
 
 GRANULARITIES = ('object', 'part', 'both')
@@ -60,6 +60,7 @@ class Prediction:
     part_scores: Dict[Tuple[int, int], float]
     decode_ms: float
     granularity: str
+    encode_ms: float = 0.0      # backbone time spent in this call (focus box moved)
 
 
 def _pick_device(device):
@@ -140,8 +141,27 @@ class Segmenter:
         return Session(self, points, colors, intensity)
 
 
+class _EncodedView:
+    """The encoding of the whole cloud or of the voxels inside a focus box."""
+
+    def __init__(self, model, voxels, box=None, clicks_at_build=0):
+        self.voxels = voxels
+        self.box = box                         # (lo, hi) arrays, None = whole cloud
+        self.clicks_at_build = clicks_at_build
+        with torch.inference_mode():
+            self.enc = model.encode(voxels)
+        self.voxel_of_row = voxels.voxel_of_row()   # -1 outside the box
+
+
 class Session:
-    """Click history plus the cached encoding of one cloud."""
+    """
+    Click history plus the cached encoding of one cloud.
+
+    With ``focus_half_extent`` > 0 (model config) the backbone runs on the points within that
+    distance of the positive clicks, on the first prediction and again whenever a positive
+    click lands near the edge of the encoded box: the network then sees a room-sized piece of
+    a large scan, as in training, and every point outside the box reads background.
+    """
 
     def __init__(self, segmenter, points, colors=None, intensity=None):
         cfg = segmenter.config
@@ -150,15 +170,41 @@ class Session:
         t0 = time.perf_counter()
         self.voxels = voxelize(points, colors, intensity, voxel_size=cfg.voxel_size,
                                max_points=cfg.max_points, max_voxels=cfg.max_voxels)
-        with torch.inference_mode(), self._autocast():
-            self._enc = self._model.encode(self.voxels)
+        self._points = np.asarray(points, dtype=np.float64)
+        self.focus = float(cfg.focus_half_extent or 0.0)
+        self._view = None
+        if self.focus <= 0:
+            with self._autocast():
+                self._view = _EncodedView(self._model, self.voxels)
         self.encode_ms = (time.perf_counter() - t0) * 1000.0
         self.num_points = self.voxels.num_input_points
-        self._points = np.asarray(points, dtype=np.float64)
         self._voxel_of_row = self.voxels.voxel_of_row()
         self._tree = None
         self._clicks: List[ResolvedClick] = []
         self._batches: List[int] = []
+
+    @property
+    def encoding(self):
+        """Return the current EncodedScene (None before the first focused prediction)."""
+        return None if self._view is None else self._view.enc
+
+    def _focus_view(self):
+        """Return the view for the current clicks, re-encoding when they left the box."""
+        view = self._view
+        if self.focus <= 0:
+            return view, 0.0
+        pos = self._points[[c.index for c in self._clicks if c.positive]]
+        if view is not None and view.clicks_at_build <= len(self._clicks):
+            lo, hi = view.box
+            margin = 0.5 * self.focus
+            if np.all(pos >= lo + margin) and np.all(pos <= hi - margin):
+                return view, 0.0
+        t0 = time.perf_counter()
+        lo, hi = pos.min(axis=0) - self.focus, pos.max(axis=0) + self.focus
+        with self._autocast():
+            self._view = _EncodedView(self._model, crop_voxels(self.voxels, lo, hi),
+                                      (lo, hi), len(self._clicks))
+        return self._view, (time.perf_counter() - t0) * 1000.0
 
     def _autocast(self):
         dev = self._seg.device
@@ -247,12 +293,20 @@ class Session:
             return 0
         n = self._batches.pop()
         del self._clicks[len(self._clicks) - n:]
+        self._forget_focus()
         return n
 
     def reset(self):
-        """Forget every click (the scene encoding stays)."""
+        """Forget every click (the whole-cloud encoding stays; a focus box is dropped)."""
         self._clicks.clear()
         self._batches.clear()
+        self._forget_focus()
+
+    def _forget_focus(self):
+        # Labels must depend on the clicks only, not on which box an earlier history left.
+        if self.focus > 0 and self._view is not None and \
+                self._view.clicks_at_build > len(self._clicks):
+            self._view = None
 
     def predict(self, granularity='both', target_objects=None):
         """Decode the click history into per-point object and part labels."""
@@ -273,18 +327,25 @@ class Session:
         if not clicked:
             return Prediction(obj_out, part_out, {}, {},
                               (time.perf_counter() - t0) * 1000.0, granularity)
-        vclicks = [VoxelClick(c.voxel, c.object_id if c.positive else 0, c.part_id, order,
-                              c.positive) for order, c in enumerate(self._clicks)]
+        view, encode_ms = self._focus_view()
+        # Clicks in view-voxel terms; a negative click outside the focus box is already
+        # satisfied (everything outside reads background) and is not decoded.
+        in_view = [(order, c, int(view.voxel_of_row[c.index]))
+                   for order, c in enumerate(self._clicks)]
+        in_view = [(order, c, v) for order, c, v in in_view if v >= 0]
+        vclicks = [VoxelClick(v, c.object_id if c.positive else 0, c.part_id, order,
+                              c.positive) for order, c, v in in_view]
+        t0 = time.perf_counter()
         with torch.inference_mode(), self._autocast():
             out = self._model.decode(
-                self._enc, vclicks, granularity='object' if granularity == 'object' else 'both',
+                view.enc, vclicks, granularity='object' if granularity == 'object' else 'both',
                 part_objects=target_objects, full_part_logits=False)
         ids = np.asarray([0] + out.object_ids, dtype=np.uint32)
         vcol = out.object_logits.argmax(dim=1)
         # Clicked voxels take their clicked label, as in the reference.
         col_of = {k: i + 1 for i, k in enumerate(out.object_ids)}
-        for c in self._clicks:
-            vcol[c.voxel] = col_of[c.object_id] if c.positive else 0
+        for _, c, v in in_view:
+            vcol[v] = col_of[c.object_id] if c.positive else 0
         # Scores = mean probability over the decoder tokens given that label (cheap: T rows).
         object_scores = _scores(out.token_object_logits, col_of)
         vox_parts = torch.zeros_like(vcol)
@@ -293,17 +354,17 @@ class Session:
             inside = vcol == col_of[k]
             pcol = logits.argmax(dim=1)
             pids = torch.as_tensor([0] + out.part_ids[k], dtype=torch.long, device=pcol.device)
-            for c in self._clicks:
+            for _, c, v in in_view:
                 if c.positive and c.object_id == k:
-                    pcol[c.voxel] = out.part_ids[k].index(c.part_id) + 1 if c.part_id else 0
+                    pcol[v] = out.part_ids[k].index(c.part_id) + 1 if c.part_id else 0
             vox_parts = torch.where(inside, pids[pcol], vox_parts)
             pscores = _scores(out.token_part_logits[k],
                               {p: j for j, p in enumerate(out.part_ids[k], start=1)})
             part_scores.update({(k, p): v for p, v in pscores.items()})
         vox_obj = ids[vcol.cpu().numpy()]
-        rows, inv = self.voxels.valid_rows, self.voxels.inverse
+        rows, inv = view.voxels.valid_rows, view.voxels.inverse
         obj_out[rows] = vox_obj[inv]
         if granularity != 'object':
             part_out[rows] = vox_parts.cpu().numpy().astype(np.uint32)[inv]
         return Prediction(obj_out, part_out, object_scores, part_scores,
-                          (time.perf_counter() - t0) * 1000.0, granularity)
+                          (time.perf_counter() - t0) * 1000.0, granularity, encode_ms)

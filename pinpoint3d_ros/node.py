@@ -296,6 +296,7 @@ class Pinpoint3DNode(Node):
         if clicks:
             self._add_clicks(clicks, snap_radius)
         pred = session.predict(granularity=granularity)
+        encode_ms += pred.encode_ms   # the model's focus box was (re-)encoded in this call
         arrays = self._session_arrays
         colors = conversions.label_rgb(pred.object_ids, pred.part_ids,
                                        self.p['colouring'], arrays.colors)

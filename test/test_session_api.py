@@ -61,8 +61,10 @@ def test_basic_flow_full_resolution_and_caller_indexing(segmenter, room):
 def test_new_click_does_not_rerun_backbone(segmenter, room):
     from pinpoint3d_core.session import Click
     s = segmenter.start(room['points'], room['colors'])
+    s.add_clicks([Click(index=_idx(room, 2, 6, 0), object_id=2, part_id=6)])
+    s.predict()   # the focus box is encoded here, on the first prediction
     calls = segmenter.model.backbone_calls
-    for k in range(4):
+    for k in range(1, 4):
         s.add_clicks([Click(index=_idx(room, 2, 6, k), object_id=2, part_id=6)])
         s.predict()
     s.undo()
@@ -231,3 +233,73 @@ def test_two_million_points_bounded(segmenter):
     pred = s.predict('object')
     assert pred.object_ids.shape == (n,)
     assert pred.object_ids[0] == 1 and pred.object_ids[1] == 0
+
+
+def _far_room():
+    """Two copies of the test room 30 m apart: objects 1..k near, 101.. far."""
+    near = procedural_room(6000, seed=1)
+    far_pts = near['points'] + np.array([30.0, 0.0, 0.0], dtype=near['points'].dtype)
+    obj = np.concatenate([near['object_ids'], np.where(near['object_ids'] > 0,
+                                                       near['object_ids'] + 100, 0)])
+    return (np.concatenate([near['points'], far_pts]),
+            np.concatenate([near['colors'], near['colors']]), obj)
+
+
+def test_focus_box_labels_only_near_the_clicks_and_follows_them(segmenter):
+    from pinpoint3d_core.session import Click
+    assert segmenter.config.focus_half_extent == 2.0
+    pts, colors, obj = _far_room()
+    s = segmenter.start(pts, colors)
+    assert s.encoding is None               # nothing encoded before a click
+    near_click = int(np.flatnonzero(obj == 1)[0])
+    far_click = int(np.flatnonzero(obj == 101)[0])
+    s.add_clicks([Click(index=near_click, object_id=1)])
+    pred = s.predict('object')
+    assert pred.encode_ms > 0
+    dist = np.abs(pts - pts[near_click]).max(axis=1)
+    assert np.all(pred.object_ids[dist > 2.0 + 0.05] == 0)
+    assert pred.object_ids[near_click] == 1
+    calls = segmenter.model.backbone_calls
+    s.add_clicks([Click(index=far_click, object_id=2)])   # far outside the box: re-encode
+    pred = s.predict('object')
+    assert segmenter.model.backbone_calls == calls + 1 and pred.encode_ms > 0
+    assert pred.object_ids[near_click] == 1 and pred.object_ids[far_click] == 2
+    # A negative click outside the box is background already and must not break decoding.
+    s.reset()
+    s.add_clicks([Click(index=near_click, object_id=1),
+                  Click(index=far_click, object_id=0, positive=False)])
+    assert s.predict('object').object_ids[far_click] == 0
+
+
+def test_focus_box_covering_everything_equals_whole_cloud(room):
+    from pinpoint3d_core.session import Click, Segmenter
+    whole = Segmenter.untrained(config=get_config('small').replace(focus_half_extent=0.0),
+                                seed=0, device='cpu')
+    boxed = Segmenter.untrained(config=get_config('small').replace(focus_half_extent=1e4),
+                                seed=0, device='cpu')
+    clicks = [Click(index=_idx(room, 1, 1), object_id=1, part_id=1),
+              Click(index=_idx(room, 0), object_id=0, positive=False)]
+    preds = []
+    for seg in (whole, boxed):
+        s = seg.start(room['points'], room['colors'])
+        s.add_clicks(clicks)
+        preds.append(s.predict())
+    assert np.array_equal(preds[0].object_ids, preds[1].object_ids)
+    assert np.array_equal(preds[0].part_ids, preds[1].part_ids)
+
+
+def test_focus_labels_depend_on_clicks_not_on_history(segmenter, room):
+    from pinpoint3d_core.session import Click
+    a = Click(index=_idx(room, 1, 1), object_id=1, part_id=1)
+    b = Click(index=_idx(room, 3, 13), object_id=3, part_id=13)
+    s = segmenter.start(room['points'], room['colors'])
+    s.add_clicks([b])
+    s.predict()
+    s.reset()
+    s.add_clicks([a])
+    again = s.predict()
+    fresh = segmenter.start(room['points'], room['colors'])
+    fresh.add_clicks([a])
+    first = fresh.predict()
+    assert np.array_equal(first.object_ids, again.object_ids)
+    assert np.array_equal(first.part_ids, again.part_ids)

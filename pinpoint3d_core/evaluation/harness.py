@@ -197,6 +197,7 @@ def evaluate_sample(segmenter, coords, colors, intensity, sample, max_clicks=10,
     while True:
         pred = session.predict(granularity)
         timings['decode_ms'].append(float(getattr(pred, 'decode_ms', 0.0)))
+        timings['encode_ms'] += float(getattr(pred, 'encode_ms', 0.0))  # focus box moved
         lab = _labels_of(pred, sample)
         obj_iou = None
         if sample.level == 'part':

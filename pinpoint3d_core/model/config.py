@@ -60,6 +60,10 @@ class ModelConfig:
     # relies on per-scene statistics; the running averages then halve its IoU (docs/model.md).
     # The reference keeps running statistics, which is what its official weights expect.
     scene_norm_stats: bool = True
+    # Interactive sessions encode only the points within this many metres (per axis) of the
+    # positive clicks, so the network sees scenes at the scale it was trained on (a room-sized
+    # box indoors) and the rest of the cloud reads background; 0 = always the whole cloud.
+    focus_half_extent: float = 0.0
     # Guards on input size (bounded memory).
     max_points: int = 20_000_000
     max_voxels: int = 2_000_000
@@ -108,10 +112,11 @@ SMALL = ModelConfig(
     tam_all_layers=True,
     gate_parts_by_object=True,
     part_queries_from_refined=True,
+    focus_half_extent=2.0,
 )
 
 # Same network as ``small`` with coarser voxels for sparse outdoor LiDAR sweeps.
-SMALL_LIDAR = SMALL.replace(name='small_lidar', voxel_size=0.1)
+SMALL_LIDAR = SMALL.replace(name='small_lidar', voxel_size=0.1, focus_half_extent=8.0)
 
 CONFIGS = {c.name: c for c in (REFERENCE, SMALL, SMALL_LIDAR)}
 

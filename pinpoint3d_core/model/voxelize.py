@@ -143,3 +143,21 @@ def voxelize(points, colors=None, intensity=None, voxel_size=0.05,
         num_input_points=n,
         voxel_size=float(voxel_size),
     )
+
+
+def crop_voxels(voxels, lo, hi):
+    """
+    Return the voxels whose representative point lies in the box [lo, hi] (caller indexing).
+
+    Rows of dropped voxels read -1 in ``voxel_of_row()``; features and positions are those of
+    the whole cloud, so a crop sees exactly the input the whole-cloud encoding would.
+    """
+    keep = np.all((voxels.xyz >= np.asarray(lo)) & (voxels.xyz <= np.asarray(hi)), axis=1)
+    new_id = np.full(voxels.num_voxels, -1, dtype=np.int64)
+    new_id[keep] = np.arange(int(keep.sum()))
+    row_keep = keep[voxels.inverse]
+    return VoxelizedCloud(
+        coords=voxels.coords[keep], xyz=voxels.xyz[keep], features=voxels.features[keep],
+        inverse=new_id[voxels.inverse[row_keep]], valid_rows=voxels.valid_rows[row_keep],
+        rep_rows=voxels.rep_rows[keep], num_input_points=voxels.num_input_points,
+        voxel_size=voxels.voxel_size)
