@@ -15,7 +15,7 @@ from pinpoint3d_core.model.checkpoint import (
     default_checkpoint_path, load_checkpoint, load_official_checkpoint)
 from pinpoint3d_core.model.config import get_config
 from pinpoint3d_core.model.pinpoint3d import PinPoint3D, VoxelClick
-from pinpoint3d_core.model.voxelize import crop_voxels, voxelize
+from pinpoint3d_core.model.voxelize import crop_voxels, focus_box, voxelize
 import torch
 
 GRANULARITIES = ('object', 'part', 'both')
@@ -200,7 +200,7 @@ class Session:
             if np.all(pos >= lo + margin) and np.all(pos <= hi - margin):
                 return view, 0.0
         t0 = time.perf_counter()
-        lo, hi = pos.min(axis=0) - self.focus, pos.max(axis=0) + self.focus
+        lo, hi = focus_box(pos, self.focus)
         with self._autocast():
             self._view = _EncodedView(self._model, crop_voxels(self.voxels, lo, hi),
                                       (lo, hi), len(self._clicks))

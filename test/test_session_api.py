@@ -247,7 +247,7 @@ def _far_room():
 
 def test_focus_box_labels_only_near_the_clicks_and_follows_them(segmenter):
     from pinpoint3d_core.session import Click
-    assert segmenter.config.focus_half_extent == 2.0
+    assert segmenter.config.focus_half_extent == 2.0   # the small config's box
     pts, colors, obj = _far_room()
     s = segmenter.start(pts, colors)
     assert s.encoding is None               # nothing encoded before a click

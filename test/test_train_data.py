@@ -40,3 +40,22 @@ def test_step_sampler_splits_steps_between_ranks():
     r1 = list(StepSampler(2, steps=3, start=1, rank=1, world=2))
     assert r0 == [4, 5, 8, 9] and r1 == [6, 7, 10, 11]
     assert len(StepSampler(2, steps=3, start=1)) == 4
+
+
+def test_focus_crop_matches_the_sessions_box():
+    from pinpoint3d_core import clicksim
+    full = TrainingDataset(None, kinds=('toy',), stage='object', seed=5, augment=Augment())
+    crop = TrainingDataset(None, kinds=('toy',), stage='object', seed=5, augment=Augment(),
+                           focus_crop=0.3)
+    a, b = full[2], crop[2]
+    assert a.targets == b.targets and a.seed == b.seed
+    assert 0 < b.cloud.num_voxels < a.cloud.num_voxels
+    assert b.gt.shape == (b.cloud.num_voxels,)
+    first = clicksim.first_clicks(a.cloud.xyz, a.gt)
+    pos = a.cloud.xyz[[c.index for c in first]]
+    lo, hi = pos.min(0) - 0.3, pos.max(0) + 0.3
+    inside = np.all((a.cloud.xyz >= lo) & (a.cloud.xyz <= hi), axis=1)
+    assert np.array_equal(b.cloud.xyz, a.cloud.xyz[inside])
+    assert np.array_equal(b.gt, a.gt[inside])
+    # Every target keeps its deepest voxel, so the click simulation still finds it.
+    assert set(np.unique(b.gt[b.gt > 0])) == set(range(1, len(b.targets) + 1))

@@ -100,3 +100,13 @@ def test_part_stage_freezes_the_object_branch():
     assert names and all(n.startswith(('adapter', 'bg_query', 'part_')) for n in names)
     assert not any(p.requires_grad for p in model.backbone.parameters())
     assert len(freeze_for_stage(model, 'joint')) == len(list(model.parameters()))
+
+
+def test_checkpoint_records_the_training_focus_crop(tmp_path):
+    _need_me()
+    from pinpoint3d_core.model.checkpoint import read_checkpoint
+    from pinpoint3d_core.training.trainer import TrainConfig, Trainer
+    cfg = TrainConfig(model='small', steps=1, batch_size=1, kinds=('toy',), focus_crop=0.7,
+                      max_rounds=1, warmup=1)
+    Trainer(cfg, str(tmp_path), workers=0, threads=1, progress=False).train()
+    assert read_checkpoint(str(tmp_path / 'model.pt'))['config']['focus_half_extent'] == 0.7

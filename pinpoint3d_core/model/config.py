@@ -116,7 +116,7 @@ SMALL = ModelConfig(
 )
 
 # Same network as ``small`` with coarser voxels for sparse outdoor LiDAR sweeps.
-SMALL_LIDAR = SMALL.replace(name='small_lidar', voxel_size=0.1, focus_half_extent=8.0)
+SMALL_LIDAR = SMALL.replace(name='small_lidar', voxel_size=0.1, focus_half_extent=6.0)
 
 CONFIGS = {c.name: c for c in (REFERENCE, SMALL, SMALL_LIDAR)}
 

@@ -152,7 +152,7 @@ def crop_voxels(voxels, lo, hi):
     Rows of dropped voxels read -1 in ``voxel_of_row()``; features and positions are those of
     the whole cloud, so a crop sees exactly the input the whole-cloud encoding would.
     """
-    keep = np.all((voxels.xyz >= np.asarray(lo)) & (voxels.xyz <= np.asarray(hi)), axis=1)
+    keep = in_box(voxels.xyz, lo, hi)
     new_id = np.full(voxels.num_voxels, -1, dtype=np.int64)
     new_id[keep] = np.arange(int(keep.sum()))
     row_keep = keep[voxels.inverse]
@@ -161,3 +161,14 @@ def crop_voxels(voxels, lo, hi):
         inverse=new_id[voxels.inverse[row_keep]], valid_rows=voxels.valid_rows[row_keep],
         rep_rows=voxels.rep_rows[keep], num_input_points=voxels.num_input_points,
         voxel_size=voxels.voxel_size)
+
+
+def focus_box(positions, half_extent):
+    """Return (lo, hi): the bounding box of ``positions`` grown by ``half_extent`` per axis."""
+    positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
+    return positions.min(axis=0) - half_extent, positions.max(axis=0) + half_extent
+
+
+def in_box(xyz, lo, hi):
+    """Return the mask of rows of ``xyz`` inside the closed box [lo, hi]."""
+    return np.all((xyz >= np.asarray(lo)) & (xyz <= np.asarray(hi)), axis=1)

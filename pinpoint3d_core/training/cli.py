@@ -52,6 +52,10 @@ def add_arguments(parser):
                         help='smaller objects/parts are never targets (LiDAR: about 30)')
     parser.add_argument('--part-prob', type=float, default=d.part_prob,
                         help='joint stage: share of part-level samples')
+    parser.add_argument('--focus-crop', type=float, default=None, metavar='M',
+                        help="crop samples to the first clicks' box grown by M metres, as "
+                             "inference's focus box does (default: the model config's "
+                             'focus_half_extent; 0 = whole scenes)')
     parser.add_argument('--no-augment', action='store_true')
     parser.add_argument('--seed', type=int, default=d.seed)
     parser.add_argument('--workers', type=int, default=1, help='data loader processes')
@@ -64,7 +68,11 @@ def add_arguments(parser):
 
 def config_from_args(args):
     """Build the TrainConfig of a run from parsed arguments."""
+    from pinpoint3d_core.model.config import get_config
     from pinpoint3d_core.training.trainer import TrainConfig
+    focus = args.focus_crop
+    if focus is None:
+        focus = get_config(args.config).focus_half_extent
     return TrainConfig(
         model=args.config, stage=args.stage, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
@@ -72,7 +80,7 @@ def config_from_args(args):
         max_part_objects=args.max_part_objects, part_prob=args.part_prob, seed=args.seed,
         min_target_voxels=args.min_target_voxels,
         kinds=tuple(k for k in args.kinds.split(',') if k), scene_size=args.scene_size,
-        augment=not args.no_augment)
+        augment=not args.no_augment, focus_crop=float(focus))
 
 
 def run(args):

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 import os
 
 import numpy as np
+from pinpoint3d_core import clicksim
 from pinpoint3d_core.errors import Pinpoint3DError
-from pinpoint3d_core.model.voxelize import voxelize
+from pinpoint3d_core.model.voxelize import crop_voxels, focus_box, in_box, voxelize
 import torch
 
 LEVELS = ('object', 'part')
@@ -143,7 +144,7 @@ class TrainingDataset(torch.utils.data.Dataset):
 
     def __init__(self, scenes=None, kinds=('indoor',), voxel_size=0.05, stage='joint',
                  seed=0, augment=None, max_objects=6, max_part_objects=2, part_prob=0.5,
-                 scene_size='small', min_target_voxels=3):
+                 scene_size='small', min_target_voxels=3, focus_crop=0.0):
         if stage not in ('object', 'part', 'joint'):
             raise Pinpoint3DError(f'unknown stage {stage!r}; use object, part or joint')
         self.files = list(scenes) if scenes is not None else None
@@ -160,6 +161,7 @@ class TrainingDataset(torch.utils.data.Dataset):
         self.part_prob = part_prob
         self.scene_size = scene_size
         self.min_target_voxels = min_target_voxels
+        self.focus_crop = float(focus_crop or 0.0)
 
     def __len__(self):
         """Nominal length; indices beyond it are valid too (the counter is unbounded)."""
@@ -202,7 +204,23 @@ class TrainingDataset(torch.utils.data.Dataset):
         level, targets, gt = sample_targets(obj, part, level, rng, self.max_objects,
                                             self.max_part_objects, self.min_target_voxels,
                                             exclude=stuff_ids(scene))
+        if self.focus_crop > 0 and targets:
+            cloud, gt = focus_crop(cloud, gt, self.focus_crop)
         return TrainSample(name, cloud, level, targets, gt, int(rng.integers(2 ** 31)))
+
+
+def focus_crop(cloud, gt, half_extent):
+    """
+    Crop a sample to the box a Session would encode for its first clicks.
+
+    Training then sees what inference sees with ``focus_half_extent``: the first click of
+    every target (the same deterministic clicks the click simulation places) grown by
+    ``half_extent``. Every target keeps at least its first-click voxel.
+    """
+    first = clicksim.first_clicks(cloud.xyz, gt)
+    lo, hi = focus_box(cloud.xyz[[c.index for c in first]], half_extent)
+    keep = in_box(cloud.xyz, lo, hi)
+    return crop_voxels(cloud, lo, hi), np.asarray(gt)[keep]
 
 
 class StepSampler(torch.utils.data.Sampler):

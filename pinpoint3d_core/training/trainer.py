@@ -55,6 +55,9 @@ class TrainConfig:
     # pedestrian of 3 voxels teaches nothing but noise.
     min_target_voxels: int = 3
     part_prob: float = 0.5
+    # Crop each sample to its first clicks' box grown by this many metres, as the Session's
+    # focus box does at inference (0 = whole scene).
+    focus_crop: float = 0.0
     seed: int = 0
     kinds: tuple = ('indoor',)
     scene_size: str = 'small'
@@ -331,6 +334,7 @@ class Trainer:
 
     def __init__(self, cfg, out_dir, scenes=None, resume=False, init=None, workers=1,
                  threads=0, checkpoint_minutes=10.0, device='cpu', progress=True):
+        from pinpoint3d_core.model.config import get_config
         from pinpoint3d_core.model.pinpoint3d import PinPoint3D
         self.cfg = cfg
         self.out = out_dir
@@ -350,7 +354,9 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
-        self.model = PinPoint3D(cfg.model).to(self.device)
+        # The checkpoint records the crop it was trained with: sessions then use that box.
+        model_cfg = get_config(cfg.model).replace(focus_half_extent=float(cfg.focus_crop))
+        self.model = PinPoint3D(model_cfg).to(self.device)
         self.ckpt_path = os.path.join(out_dir, 'checkpoint.pt')
         self.step = 0
         if self.rank == 0:
@@ -373,7 +379,8 @@ class Trainer:
         self.dataset = TrainingDataset(
             scenes, cfg.kinds, self.model.config.voxel_size, cfg.stage, cfg.seed,
             Augment() if cfg.augment else Augment.none(), cfg.max_objects,
-            cfg.max_part_objects, cfg.part_prob, cfg.scene_size, cfg.min_target_voxels)
+            cfg.max_part_objects, cfg.part_prob, cfg.scene_size, cfg.min_target_voxels,
+            cfg.focus_crop)
 
     def _resume(self):
         if not os.path.isfile(self.ckpt_path):
