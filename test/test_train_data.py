@@ -59,3 +59,21 @@ def test_focus_crop_matches_the_sessions_box():
     assert np.array_equal(b.gt, a.gt[inside])
     # Every target keeps its deepest voxel, so the click simulation still finds it.
     assert set(np.unique(b.gt[b.gt > 0])) == set(range(1, len(b.targets) + 1))
+
+
+def test_intensity_gain_reaches_dim_sensors():
+    from pinpoint3d_core.scene import Scene
+    from pinpoint3d_core.training.data import augment_scene
+    rng = np.random.default_rng(0)
+    pts = rng.uniform(0, 5, (500, 3)).astype(np.float32)
+    inten = np.full(500, 0.4, dtype=np.float32)
+    scene = Scene(pts, None, inten, np.zeros(500, np.int32), np.zeros(500, np.int32), {})
+    fixed = Augment(yaw=False, scale=0.0, flip=False, color_jitter=0.0,
+                    intensity_gain=(0.25, 0.25))
+    _, _, out = augment_scene(scene, rng, fixed)
+    assert np.allclose(out, 0.1)
+    means = [augment_scene(scene, np.random.default_rng(k), Augment())[2].mean()
+             for k in range(40)]
+    assert min(means) < 0.15 and max(means) > 0.45   # nuScenes-dim to brighter than ours
+    _, _, same = augment_scene(scene, rng, Augment.none())
+    assert np.array_equal(same, inten)
