@@ -200,7 +200,7 @@ class Session:
             if np.all(pos >= lo + margin) and np.all(pos <= hi - margin):
                 return view, 0.0
         t0 = time.perf_counter()
-        lo, hi = focus_box(pos, self.focus)
+        lo, hi = focus_box(pos, self.focus, self.voxels.xyz)
         with self._autocast():
             self._view = _EncodedView(self._model, crop_voxels(self.voxels, lo, hi),
                                       (lo, hi), len(self._clicks))

@@ -163,10 +163,26 @@ def crop_voxels(voxels, lo, hi):
         voxel_size=voxels.voxel_size)
 
 
-def focus_box(positions, half_extent):
-    """Return (lo, hi): the bounding box of ``positions`` grown by ``half_extent`` per axis."""
+# A focus box holds at least this many voxels: with fewer (a click on an isolated return in a
+# sparse sweep) batch norm has no statistics to speak of; training cannot even run on one.
+MIN_FOCUS_VOXELS = 16
+
+
+def focus_box(positions, half_extent, xyz=None, min_voxels=MIN_FOCUS_VOXELS):
+    """
+    Return (lo, hi): the bounding box of ``positions`` grown by ``half_extent`` per axis.
+
+    With the voxel positions ``xyz`` the margin doubles until the box holds ``min_voxels`` of
+    them (or all of them).
+    """
     positions = np.asarray(positions, dtype=np.float64).reshape(-1, 3)
-    return positions.min(axis=0) - half_extent, positions.max(axis=0) + half_extent
+    lo, hi = positions.min(axis=0), positions.max(axis=0)
+    margin = float(half_extent)
+    if xyz is not None:
+        need = min(int(min_voxels), len(xyz))
+        while np.count_nonzero(in_box(xyz, lo - margin, hi + margin)) < need:
+            margin *= 2.0
+    return lo - margin, hi + margin
 
 
 def in_box(xyz, lo, hi):

@@ -225,7 +225,7 @@ def focus_crop(cloud, gt, half_extent):
     ``half_extent``. Every target keeps at least its first-click voxel.
     """
     first = clicksim.first_clicks(cloud.xyz, gt)
-    lo, hi = focus_box(cloud.xyz[[c.index for c in first]], half_extent)
+    lo, hi = focus_box(cloud.xyz[[c.index for c in first]], half_extent, cloud.xyz)
     keep = in_box(cloud.xyz, lo, hi)
     return crop_voxels(cloud, lo, hi), np.asarray(gt)[keep]
 
