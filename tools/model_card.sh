@@ -101,6 +101,11 @@ EOF
     evaluate "ablation_${flag}" --scenes "$scenes_indoor" --protocol all-part \
       --model "$ckpt_indoor" --override "$flag=$value"
   done
+  # The focus box off: the backbone sees the whole room / sweep (docs/model.md, "Focus box").
+  evaluate ablation_focus_half_extent --scenes "$scenes_indoor" --protocol all-part \
+    --model "$ckpt_indoor" --override focus_half_extent=0
+  PINPOINT3D_REAL_DATA="$real_data" evaluate ablation_focus_half_extent_real --real \
+    --objects-per-sample 1 --model "$ckpt_lidar" --override focus_half_extent=0
 fi
 
 python - "$out" <<'EOF' | tee "$out/model_card.md"
@@ -113,7 +118,8 @@ out = sys.argv[1]
 order = ['indoor_all-part', 'indoor_random-part', 'indoor_object', 'lidar_object',
          'lidar_all-part', 'real_object', 'ablation_tam_all_layers',
          'ablation_gate_parts_by_object', 'ablation_part_queries_from_refined',
-         'ablation_scene_norm_stats']
+         'ablation_scene_norm_stats', 'ablation_focus_half_extent',
+         'ablation_focus_half_extent_real']
 cols = ['IoU@1', 'IoU@3', 'IoU@5', 'NoC@50', 'NoC@65', 'NoC@80', 'NoC@85', 'NoC@90']
 print('| evaluation | model | samples / targets | ' + ' | '.join(cols)
       + ' | objIoU@1 / 3 / 5 | decode ms/click |')
