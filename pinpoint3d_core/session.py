@@ -15,7 +15,7 @@ from pinpoint3d_core.model.checkpoint import (
     default_checkpoint_path, load_checkpoint, load_official_checkpoint)
 from pinpoint3d_core.model.config import get_config
 from pinpoint3d_core.model.pinpoint3d import PinPoint3D, VoxelClick
-from pinpoint3d_core.model.voxelize import crop_voxels, focus_box, voxelize
+from pinpoint3d_core.model.voxelize import crop_voxels, focus_box, in_box, voxelize
 import torch
 
 GRANULARITIES = ('object', 'part', 'both')
@@ -202,7 +202,8 @@ class Session:
         t0 = time.perf_counter()
         lo, hi = focus_box(pos, self.focus, self.voxels.xyz)
         with self._autocast():
-            self._view = _EncodedView(self._model, crop_voxels(self.voxels, lo, hi),
+            keep = in_box(self.voxels.xyz, lo, hi)
+            self._view = _EncodedView(self._model, crop_voxels(self.voxels, keep),
                                       (lo, hi), len(self._clicks))
         return self._view, (time.perf_counter() - t0) * 1000.0
 

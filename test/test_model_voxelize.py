@@ -9,8 +9,8 @@ def test_crop_voxels_keeps_caller_rows_and_features():
     pts = rng.uniform(0, 4, (3000, 3))
     pts[5] = np.nan
     full = voxelize(pts, rng.integers(0, 255, (3000, 3), dtype=np.uint8), voxel_size=0.1)
-    crop = crop_voxels(full, [1, 1, 1], [2, 2, 2])
     inside = np.all((full.xyz >= 1) & (full.xyz <= 2), axis=1)
+    crop = crop_voxels(full, inside)
     assert crop.num_voxels == int(inside.sum()) > 0
     assert np.array_equal(crop.features, full.features[inside])
     assert crop.num_input_points == 3000

@@ -145,14 +145,13 @@ def voxelize(points, colors=None, intensity=None, voxel_size=0.05,
     )
 
 
-def crop_voxels(voxels, lo, hi):
+def crop_voxels(voxels, keep):
     """
-    Return the voxels whose representative point lies in the box [lo, hi] (caller indexing).
+    Return the voxels selected by the (V,) mask ``keep``, rows still in caller indexing.
 
     Rows of dropped voxels read -1 in ``voxel_of_row()``; features and positions are those of
     the whole cloud, so a crop sees exactly the input the whole-cloud encoding would.
     """
-    keep = in_box(voxels.xyz, lo, hi)
     new_id = np.full(voxels.num_voxels, -1, dtype=np.int64)
     new_id[keep] = np.arange(int(keep.sum()))
     row_keep = keep[voxels.inverse]

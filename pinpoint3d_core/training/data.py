@@ -227,7 +227,7 @@ def focus_crop(cloud, gt, half_extent):
     first = clicksim.first_clicks(cloud.xyz, gt)
     lo, hi = focus_box(cloud.xyz[[c.index for c in first]], half_extent, cloud.xyz)
     keep = in_box(cloud.xyz, lo, hi)
-    return crop_voxels(cloud, lo, hi), np.asarray(gt)[keep]
+    return crop_voxels(cloud, keep), np.asarray(gt)[keep]
 
 
 class StepSampler(torch.utils.data.Sampler):
