@@ -78,6 +78,9 @@ def test_resume_is_exact(scene_file, tmp_path):
     full = _train_cli(tmp_path, 'full', scene_file)
     half = _train_cli(tmp_path, 'half', scene_file, '--stop-at', '2', '--workers', '1')
     assert half['step'] == 2
+    # As if the process had logged step 3 and died before its next checkpoint.
+    with open(tmp_path / 'half' / 'log.jsonl', 'a') as f:
+        f.write(json.dumps({'step': 3, 'loss': -1.0}) + '\n')
     resumed = _train_cli(tmp_path, 'half', scene_file, '--resume', '--workers', '1')
     assert full['step'] == resumed['step'] == 4
     a, b = full['model'], resumed['model']
@@ -90,6 +93,7 @@ def test_resume_is_exact(scene_file, tmp_path):
         assert torch.equal(sa[k]['exp_avg'], sb[k]['exp_avg'])
     log = [json.loads(x) for x in open(tmp_path / 'half' / 'log.jsonl')]
     assert [r['step'] for r in log] == [1, 2, 3, 4]
+    assert all(r['loss'] > 0 for r in log)     # the dead run's step 3 is gone
 
 
 def test_part_stage_freezes_the_object_branch():

@@ -294,6 +294,25 @@ def load_init(model, path):
     return result
 
 
+def truncate_log(path, step):
+    """
+    Drop the log lines of steps after ``step``.
+
+    A run that died after its last checkpoint logged steps that the resumed run does again;
+    each step must appear once.
+    """
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        lines = [line for line in f if line.strip()]
+    keep = [line for line in lines if json.loads(line).get('step', 0) <= step]
+    if len(keep) != len(lines):
+        tmp = path + '.tmp'
+        with open(tmp, 'w') as f:
+            f.writelines(keep)
+        os.replace(tmp, path)
+
+
 def plot_curves(log_path, png_path):
     """Loss curves from the JSONL log (matplotlib Agg)."""
     import matplotlib
@@ -397,6 +416,8 @@ class Trainer:
         self.scheduler.load_state_dict(state['scheduler'])
         self.step = int(state['step'])
         _set_rng_state(state['rng'])
+        if self.rank == 0:
+            truncate_log(os.path.join(self.out, 'log.jsonl'), self.step)
 
     def save(self):
         """Write checkpoint.pt (exact resume) and model.pt (for evaluation/inference)."""
