@@ -83,14 +83,14 @@ MIN_REAL_LIDAR_IOU_AT_3 = 35.0
 
 
 def test_shipped_lidar_weights_segment_real_scans():
-    from pinpoint3d_core.scene import read_any, real_data_dir
+    from pinpoint3d_core.scene import real_data_dir
     real = real_data_dir()
     if not os.path.isdir(real):
         pytest.skip(f'no real scans at {real} (../shared/data beside the checkout)')
     assert SHIPPED_LIDAR.is_file(), f'{SHIPPED_LIDAR} is missing: ship the LiDAR weights'
     seg = Segmenter.load(str(SHIPPED_LIDAR), device='cpu')
     assert not seg.untrained and seg.config.name == 'small_lidar'
-    scenes = [(os.path.basename(p), read_any(p)) for p in harness.scene_paths([real])]
+    scenes = harness.named_scenes(harness.scene_paths([real]))
     summary, _, _ = harness.run_evaluation(seg, scenes, 'object', max_clicks=MAX_CLICKS,
                                            objects_per_sample=1)
     print(f"shipped LiDAR weights on real scans: object IoU@1/2/3 = {summary['IoU@1']:.1f} / "

@@ -80,12 +80,6 @@ def load_segmenter(spec, device='auto', overrides=None, name=None):
     return name, seg
 
 
-def _scenes(paths):
-    from pinpoint3d_core.scene import read_any
-    for p in paths:
-        yield os.path.splitext(os.path.basename(p))[0], read_any(p)
-
-
 def _safe(name):
     return re.sub(r'[^A-Za-z0-9_.-]+', '_', name)
 
@@ -156,8 +150,8 @@ def run(args):
             png_state['n'] += 1
 
         summary, curves, records = harness.run_evaluation(
-            seg, _scenes(paths), args.protocol, args.max_clicks, args.seed, args.limit,
-            args.click_voxel, args.objects_per_sample, args.max_targets,
+            seg, harness.named_scenes(paths), args.protocol, args.max_clicks, args.seed,
+            args.limit, args.click_voxel, args.objects_per_sample, args.max_targets,
             args.min_target_points, keep_steps=PNG_STEPS if args.png else (),
             on_sample=on_sample, progress=args.progress, include_stuff=args.include_stuff)
         if not curves:

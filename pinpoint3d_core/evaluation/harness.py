@@ -243,6 +243,13 @@ def scene_paths(specs):
     return out
 
 
+def named_scenes(paths):
+    """Yield (name, Scene) for scene files, the name being the file name without extension."""
+    from pinpoint3d_core.scene import read_any
+    for p in paths:
+        yield os.path.splitext(os.path.basename(p))[0], read_any(p)
+
+
 def run_evaluation(segmenter, scenes, protocol, max_clicks=10, seed=0, limit=None,
                    click_voxel=0.05, objects_per_sample=0, max_targets=15,
                    min_target_points=10, keep_steps=(), on_sample=None, progress=False,
