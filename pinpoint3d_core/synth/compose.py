@@ -223,6 +223,37 @@ def _boundary(rng, length):
                   ob._pick(rng, ('wood', 'metal', 'concrete')), rng)
 
 
+def _roadworks(world, rng, half_len, road_w, lanes, ego_lane):
+    """
+    Place rows of barriers and lines of cones on the road; return the closed stretches.
+
+    Each closure is (lane centre y, x from, x to); vehicles are kept out of them.
+    """
+    closed = []
+    for _ in range(int(rng.integers(0, 4))):
+        edge = rng.random() < 0.5
+        if edge:  # along a curb, in the parking lane
+            y = rng.choice((-1, 1)) * (road_w / 2 - rng.uniform(0.4, 1.2))
+        else:
+            y = -road_w / 2 + 1.75 + 3.5 * int(rng.integers(lanes)) + rng.uniform(-1.2, 1.2)
+        if abs(y - ego_lane) < 2.5:
+            continue
+        x0 = rng.uniform(-half_len + 5, half_len - 30)
+        x = x0
+        if rng.random() < 0.7:  # a row of barriers, nearly touching
+            for _ in range(int(rng.integers(4, 21))):
+                b = ob.barrier(rng)
+                length = 2 * b.half_extent[0]
+                world.place(b, rng.normal(0, 0.04), (x + length / 2, y + rng.normal(0, 0.05), 0))
+                x += length + rng.uniform(0.0, 0.6)
+        else:  # a line of cones
+            for _ in range(int(rng.integers(3, 12))):
+                world.place(ob.traffic_cone(rng), rng.uniform(0, np.pi), (x, y, 0))
+                x += rng.uniform(1.0, 4.0)
+        closed.append((y, x0, x))
+    return closed
+
+
 def street_world(rng, size='normal'):
     """Straight street along x through the origin (sensor frame, ground at z=0)."""
     world = World()
@@ -270,23 +301,28 @@ def street_world(rng, size='normal'):
             y = sy * (road_w / 2 + rng.uniform(0.8, walk_w - 0.4))
             world.place(ob.pedestrian(rng), rng.uniform(0, 2 * np.pi), (x, y, curb))
             x += rng.exponential(15) + 2
-    # parked vehicles along both curbs, moving vehicles and cyclists in lanes
+    closed = _roadworks(world, rng, half_len, road_w, lanes, ego_lane)
+    # parked vehicles along both curbs (sometimes bumper to bumper, as in city streets),
+    # moving vehicles and cyclists in lanes
     for lane_y, parked in ([(sy * (road_w / 2 - 1.1), True) for sy in (-1, 1)]
                            + [(-road_w / 2 + 1.75 + 3.5 * i, False) for i in range(lanes)]):
         x = -half_len + rng.uniform(0, 8)
-        density = 0.3 if parked else 0.2
+        density = rng.uniform(0.3, 0.85) if parked else 0.2
+        max_gap = rng.choice((3.0, 12.0)) if parked else 25.0
         while x < half_len - 6:
             veh = ob.van(rng) if rng.random() < 0.2 else ob.car(rng)
             length = 2 * veh.half_extent[0]
             near_ego = abs(lane_y - ego_lane) < 2.0 and abs(x + length / 2) < length / 2 + 8
-            if rng.random() < density and not near_ego:
+            blocked = any(abs(lane_y - cy) < 2.2 and x - 1 < x1 and x + length + 1 > x0
+                          for cy, x0, x1 in closed)
+            if rng.random() < density and not near_ego and not blocked:
                 heading = 0.0 if (parked and rng.random() < 0.5) or lane_y < 0 else np.pi
                 heading += rng.normal(0, 0.03)
                 world.place(veh, heading, (x + length / 2, lane_y, 0.0))
             elif not parked and rng.random() < 0.15 and not near_ego:
                 world.place(ob.cyclist(rng), 0.0 if lane_y < 0 else np.pi,
                             (x + 1, lane_y + 1.2 * np.sign(lane_y + 1e-6), 0.0))
-            x += length + rng.uniform(0.8, 12 if parked else 25)
+            x += length + rng.uniform(0.6, max_gap)
     layout = {'lanes': lanes, 'road_width': float(road_w), 'sidewalk_width': float(walk_w),
               'ego_y': float(ego_lane)}
     return world, layout

@@ -570,6 +570,38 @@ def tree(rng):
     return o.finish()
 
 
+def barrier(rng):
+    """
+    Road barrier: a wider foot under a panel, front = +x along its length.
+
+    nuScenes labels rows of these (1.4-2 m long, 0.2-0.4 m thick, 0.7-0.9 m tall) at
+    construction sites; rows of near-identical neighbours teach the model to stop at a gap.
+    """
+    o = SynthObject('Barrier', rng=rng)
+    length = rng.uniform(1.2, 2.2)
+    height = rng.uniform(0.7, 1.0)
+    foot_w = rng.uniform(0.3, 0.6)
+    top_w = rng.uniform(0.12, min(0.3, foot_w))
+    foot_h = height * rng.uniform(0.2, 0.35)
+    mat = MATERIALS[_pick(rng, ('concrete', 'plastic_red', 'white', 'plastic_yellow'))]
+    _add_m(o, 'foot', g.box((length, foot_w, foot_h), (0, 0, foot_h / 2)), mat)
+    _add_m(o, 'panel', g.box((length * 0.98, top_w, height - foot_h),
+                             (0, 0, foot_h + (height - foot_h) / 2)), mat)
+    return o.finish()
+
+
+def traffic_cone(rng):
+    """Traffic cone: square base and cone (with a reflective band)."""
+    o = SynthObject('TrafficCone', rng=rng)
+    h = rng.uniform(0.45, 0.9)
+    base = h * rng.uniform(0.5, 0.6)
+    r0 = base * 0.38
+    _add_m(o, 'base', g.box((base, base, 0.04), (0, 0, 0.02)), MATERIALS['black'])
+    _add_m(o, 'cone', g.lathe([r0, r0 * 0.45, r0 * 0.12], [0.04, 0.04 + h * 0.55, h],
+                              segments=12, cap_top=True), ((0.9, 0.35, 0.1), 0.8))
+    return o.finish()
+
+
 def building(rng, length=None):
     """Build a facade along x facing -y: wall, windows, door."""
     o = SynthObject('Building', rng=rng)

@@ -116,7 +116,8 @@ def write_doc_images(folder):
     indoor = {**ob.INDOOR_FLOOR, **ob.INDOOR_SMALL}
     outdoor = {'Car': ob.car, 'Van': ob.van, 'Pedestrian': ob.pedestrian,
                'Cyclist': ob.cyclist, 'Pole': ob.pole, 'TrafficSign': ob.traffic_sign,
-               'Tree': ob.tree, 'Building': ob.building}
+               'Tree': ob.tree, 'Building': ob.building, 'Barrier': ob.barrier,
+               'TrafficCone': ob.traffic_cone}
     out.append(save_gallery(os.path.join(folder, 'data_objects_indoor.png'), indoor, seed=1))
     out.append(save_gallery(os.path.join(folder, 'data_objects_outdoor.png'), outdoor, seed=1))
     return out
