@@ -64,6 +64,10 @@ class ModelConfig:
     # positive clicks, so the network sees scenes at the scale it was trained on (a room-sized
     # box indoors) and the rest of the cloud reads background; 0 = always the whole cloud.
     focus_half_extent: float = 0.0
+    # Pieces of a predicted object that no positive click of it reaches, over a nearest-
+    # neighbour graph with edges up to this many voxel sizes long, read background
+    # (model/connectivity.py); 0 = keep every voxel the decoder labels, as the reference does.
+    component_gap_voxels: float = 10.0
     # Guards on input size (bounded memory).
     max_points: int = 20_000_000
     max_voxels: int = 2_000_000
@@ -90,7 +94,7 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
-REFERENCE = ModelConfig(name='reference', scene_norm_stats=False)
+REFERENCE = ModelConfig(name='reference', scene_norm_stats=False, component_gap_voxels=0.0)
 
 # Widths chosen so one training step (backbone + decoder forward/backward) on a 50k-point
 # indoor scene takes about a second on 2 CPU cores (figures in docs/benchmarks.md).

@@ -1,0 +1,79 @@
+"""Mask connectivity: pieces no click reaches go back to the background."""
+
+import numpy as np
+from pinpoint3d_core.benchmarks.model import procedural_room
+from pinpoint3d_core.model.config import get_config
+from pinpoint3d_core.model.connectivity import clicked_pieces
+import pytest
+
+
+def _blob(center, n=40, spread=0.2, seed=0):
+    rng = np.random.default_rng(seed)
+    return np.asarray(center, float) + rng.uniform(-spread, spread, (n, 3))
+
+
+def test_far_look_alike_is_dropped_and_near_piece_kept():
+    xyz = np.concatenate([_blob((0, 0, 0)), _blob((3, 0, 0), seed=1), _blob((0.3, 0, 0), seed=2)])
+    labels = np.ones(len(xyz), dtype=np.int64)
+    out = clicked_pieces(xyz, labels, {1: [0]}, max_gap=0.5)
+    assert out[:40].all() and out[80:].all()       # clicked blob and the one it touches
+    assert not out[40:80].any()                    # the blob 3 m away
+    # neighbours are nearest neighbours: a wide gap does not join two dense blobs 3 m apart
+    assert not clicked_pieces(xyz, labels, {1: [0]}, max_gap=3.0)[40:80].any()
+    # gap 0 turns the filter off
+    assert clicked_pieces(xyz, labels, {1: [0]}, max_gap=0).all()
+
+
+def test_every_clicked_piece_survives_and_other_labels_are_untouched():
+    xyz = np.concatenate([_blob((0, 0, 0)), _blob((5, 0, 0), seed=1), _blob((0, 5, 0), seed=2)])
+    labels = np.array([1] * 80 + [2] * 40)
+    out = clicked_pieces(xyz, labels, {1: [3, 45]}, max_gap=0.5)
+    np.testing.assert_array_equal(out, labels)
+    # a label none of whose seeds carries it is left alone (nothing to anchor it)
+    out = clicked_pieces(xyz, labels, {1: [90]}, max_gap=0.5)
+    np.testing.assert_array_equal(out, labels)
+
+
+def test_sparse_rings_stay_one_piece():
+    """A car 15 m from a 32-beam LiDAR, in 0.1 m voxels: rings 0.25 m apart."""
+    ring = np.stack([np.arange(0, 4, 0.1), np.zeros(40), np.zeros(40)], 1)
+    xyz = np.concatenate([ring + (0, 0, 0.25 * i) for i in range(5)])
+    labels = np.ones(len(xyz), dtype=np.int64)
+    assert clicked_pieces(xyz, labels, {1: [0]}, max_gap=1.0).all()
+    # a gap shorter than the ring spacing keeps the clicked ring only
+    out = clicked_pieces(xyz, labels, {1: [0]}, max_gap=0.2)
+    assert out[:40].all() and not out[40:].any()
+
+
+@pytest.fixture(scope='module')
+def segmenters():
+    from pinpoint3d_core.me_shim import import_minkowski
+    try:
+        import_minkowski()
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    from pinpoint3d_core.session import Segmenter
+    cfg = get_config('small').replace(focus_half_extent=0.0)
+    return (Segmenter.untrained(cfg, seed=0, device='cpu'),
+            Segmenter.untrained(cfg.replace(component_gap_voxels=0.0), seed=0, device='cpu'))
+
+
+def test_session_masks_are_the_clicked_pieces_of_the_raw_masks(segmenters):
+    from pinpoint3d_core.session import Click
+    room = procedural_room(6000, seed=1)
+    pts = room['points'].astype(np.float64)
+    on = [int(np.flatnonzero(room['object_ids'] == k)[0]) for k in (1, 2)]
+    clicks = [Click(index=on[0], object_id=1), Click(index=on[1], object_id=2)]
+    preds = []
+    for seg in segmenters:
+        s = seg.start(pts, room['colors'])
+        s.add_clicks(clicks)
+        preds.append(np.asarray(s.predict('object').object_ids).astype(np.int64))
+    filtered, raw = preds
+    assert raw.any()
+    # the filter only ever removes labels, and removes exactly the unreached pieces
+    assert np.all((filtered == raw) | (filtered == 0))
+    gap = segmenters[0].config.component_gap_voxels * segmenters[0].config.voxel_size
+    expected = clicked_pieces(pts, raw, {1: [on[0]], 2: [on[1]]}, gap)
+    agree = np.mean(expected == filtered)
+    assert agree > 0.98, agree    # voxel vs point graphs differ only at the margins
