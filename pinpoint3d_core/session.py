@@ -14,7 +14,7 @@ from pinpoint3d_core.errors import CheckpointError, ClickError, Pinpoint3DError
 from pinpoint3d_core.model.checkpoint import (
     default_checkpoint_path, load_checkpoint, load_official_checkpoint)
 from pinpoint3d_core.model.config import get_config
-from pinpoint3d_core.model.connectivity import clicked_pieces
+from pinpoint3d_core.model.connectivity import NeighbourGraph
 from pinpoint3d_core.model.pinpoint3d import PinPoint3D, VoxelClick
 from pinpoint3d_core.model.voxelize import crop_voxels, focus_box, in_box, voxelize
 import torch
@@ -152,6 +152,8 @@ class _EncodedView:
         with torch.inference_mode():
             self.enc = model.encode(voxels)
         self.voxel_of_row = voxels.voxel_of_row()   # -1 outside the box
+        cfg = model.config
+        self.graph = NeighbourGraph(voxels.xyz, cfg.component_gap_voxels * cfg.voxel_size)
 
 
 class Session:
@@ -348,15 +350,14 @@ class Session:
         col_of = {k: i + 1 for i, k in enumerate(out.object_ids)}
         for _, c, v in in_view:
             vcol[v] = col_of[c.object_id] if c.positive else 0
-        gap = self._seg.config.component_gap_voxels * self._seg.config.voxel_size
-        if gap > 0:
+        graph = view.graph
+        if graph.enabled:
             seeds = {}
             for _, c, v in in_view:
                 if c.positive:
                     seeds.setdefault(col_of[c.object_id], []).append(v)
-            vcol = torch.as_tensor(
-                clicked_pieces(view.voxels.xyz, vcol.cpu().numpy(), seeds, gap),
-                device=vcol.device)
+            vcol = torch.as_tensor(graph.clicked_pieces(vcol.cpu().numpy(), seeds),
+                                   device=vcol.device)
         # Scores = mean probability over the decoder tokens given that label (cheap: T rows).
         object_scores = _scores(out.token_object_logits, col_of)
         vox_parts = torch.zeros_like(vcol)
