@@ -174,6 +174,13 @@ class Pinpoint3DNode(Node):
                     segmenter = Segmenter.untrained('small', device=device)
                 else:
                     segmenter = Segmenter.load(path, device=device)
+            inference = {k: self.p[k] for k in ('focus_half_extent', 'component_gap_voxels')
+                         if self.p[k] >= 0}
+            if inference:
+                from pinpoint3d_core.evaluation.overrides import apply_overrides
+                apply_overrides(segmenter, inference)
+                self.get_logger().info(f"inference settings replace the checkpoint's: "
+                                       f'{inference}')
         except Exception as exc:  # missing file, bad checkpoint, import failure: stay up
             self._segmenter = None
             self._model_error = f'model not loaded ({type(exc).__name__}): {exc}'

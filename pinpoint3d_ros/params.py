@@ -38,6 +38,12 @@ SPECS = (
          read_only=True),
     Spec('voxel_size', 0.0, "voxel edge in metres; 0 = the checkpoint's (models that cannot "
          'run at another voxel size ignore it with a warning)', 0.0, 1.0, read_only=True),
+    Spec('focus_half_extent', -1.0, 'metres around the positive clicks that the backbone '
+         "encodes (0 = the whole cloud); -1 = the checkpoint's value (docs/model.md)",
+         -1.0, 1000.0, read_only=True),
+    Spec('component_gap_voxels', -1.0, 'masks keep only the pieces a positive click reaches '
+         'over neighbour links up to this many voxel sizes long (0 = keep every labelled '
+         "voxel); -1 = the checkpoint's value", -1.0, 1000.0, read_only=True),
     Spec('snap_radius', 0.05, 'clicks farther than this (m) from every point are rejected; '
          'a service request may override it', 0.0, 10.0),
     Spec('max_points', 400000, 'clouds with more points are rejected (memory guard)',

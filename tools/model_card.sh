@@ -106,6 +106,14 @@ EOF
     --model "$ckpt_indoor" --override focus_half_extent=0
   PINPOINT3D_REAL_DATA="$real_data" evaluate ablation_focus_half_extent_real --real \
     --objects-per-sample 1 --model "$ckpt_lidar" --override focus_half_extent=0
+  # Connectivity off: every voxel the decoder labels is kept (docs/model.md, "Mask
+  # connectivity").
+  evaluate ablation_component_gap_voxels --scenes "$scenes_indoor" --protocol all-part \
+    --model "$ckpt_indoor" --override component_gap_voxels=0
+  evaluate ablation_component_gap_voxels_lidar --scenes "$scenes_lidar" --protocol object \
+    --objects-per-sample 1 --model "$ckpt_lidar" --override component_gap_voxels=0
+  PINPOINT3D_REAL_DATA="$real_data" evaluate ablation_component_gap_voxels_real --real \
+    --objects-per-sample 1 --model "$ckpt_lidar" --override component_gap_voxels=0
 fi
 
 python - "$out" <<'EOF' | tee "$out/model_card.md"
@@ -119,7 +127,8 @@ order = ['indoor_all-part', 'indoor_random-part', 'indoor_object', 'lidar_object
          'lidar_all-part', 'real_object', 'ablation_tam_all_layers',
          'ablation_gate_parts_by_object', 'ablation_part_queries_from_refined',
          'ablation_scene_norm_stats', 'ablation_focus_half_extent',
-         'ablation_focus_half_extent_real']
+         'ablation_focus_half_extent_real', 'ablation_component_gap_voxels',
+         'ablation_component_gap_voxels_lidar', 'ablation_component_gap_voxels_real']
 cols = ['IoU@1', 'IoU@3', 'IoU@5', 'NoC@50', 'NoC@65', 'NoC@80', 'NoC@85', 'NoC@90']
 print('| evaluation | model | samples / targets | ' + ' | '.join(cols)
       + ' | objIoU@1 / 3 / 5 | decode ms/click |')
