@@ -1,9 +1,9 @@
 """Training samples: target sampling, determinism per counter, step sampler."""
 
 import numpy as np
-
 from pinpoint3d_core.training.data import (Augment, sample_targets, StepSampler,
                                            TrainingDataset)
+import pytest
 
 
 def test_sample_targets_levels_and_exclusion():
@@ -59,6 +59,11 @@ def test_focus_crop_matches_the_sessions_box():
     assert np.array_equal(b.gt, a.gt[inside])
     # Every target keeps its deepest voxel, so the click simulation still finds it.
     assert set(np.unique(b.gt[b.gt > 0])) == set(range(1, len(b.targets) + 1))
+    # The crop carries the whole-cloud first clicks (inference's), re-indexed into it.
+    assert a.first_clicks is None and len(b.first_clicks) == len(first)
+    np.testing.assert_array_equal(b.cloud.xyz[[c.index for c in b.first_clicks]], pos)
+    assert [c.label for c in b.first_clicks] == [c.label for c in first]
+    assert all(b.gt[c.index] == c.label for c in b.first_clicks)
 
 
 def test_intensity_gain_reaches_dim_sensors():
@@ -77,3 +82,30 @@ def test_intensity_gain_reaches_dim_sensors():
     assert min(means) < 0.15 and max(means) > 0.45   # nuScenes-dim to brighter than ours
     _, _, same = augment_scene(scene, rng, Augment.none())
     assert np.array_equal(same, inten)
+
+
+def test_click_simulation_starts_from_the_samples_first_clicks():
+    from dataclasses import replace
+    from pinpoint3d_core.me_shim import import_minkowski
+    try:
+        import_minkowski()
+    except ImportError as exc:
+        pytest.skip(str(exc))
+    import torch
+    from pinpoint3d_core.model.config import get_config
+    from pinpoint3d_core.model.pinpoint3d import PinPoint3D
+    from pinpoint3d_core.training.trainer import simulate_clicks
+    sample = TrainingDataset(None, kinds=('toy',), stage='object', seed=5, augment=Augment(),
+                             focus_crop=0.3)[2]
+    # move every first click to another voxel of its target: the simulation must follow
+    moved = []
+    for c in sample.first_clicks:
+        other = np.flatnonzero(sample.gt == c.label)
+        moved.append(replace(c, index=int(other[other != c.index][0])))
+    sample = replace(sample, first_clicks=moved)
+    torch.manual_seed(0)
+    model = PinPoint3D(get_config('small')).eval()
+    with torch.no_grad():
+        enc = model.encode([sample.cloud])[0]
+    clicks = simulate_clicks(model, enc, sample, max_rounds=1, granularity='object')
+    assert sorted(c.voxel for c in clicks) == sorted(c.index for c in moved)

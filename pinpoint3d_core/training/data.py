@@ -7,7 +7,7 @@ sample does not depend on the worker that built it or on the process history: re
 s reproduces exactly the samples an uninterrupted run would have seen.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import os
 
 import numpy as np
@@ -43,7 +43,9 @@ class TrainSample:
     One training sample on the voxel grid.
 
     ``targets[l - 1]`` is the (object_id, part_id) of label l (part_id 0 = object-level target);
-    ``gt`` holds a label in 0..L per voxel (0 = not a target).
+    ``gt`` holds a label in 0..L per voxel (0 = not a target). ``first_clicks`` (cropped
+    samples) are the first clicks placed on the whole cloud, re-indexed into the crop: the
+    clicks inference would start from, even where the box cuts a target.
     """
 
     name: str
@@ -52,6 +54,7 @@ class TrainSample:
     targets: list
     gt: np.ndarray
     seed: int
+    first_clicks: list = None
 
 
 def augment_scene(scene, rng, aug):
@@ -211,9 +214,10 @@ class TrainingDataset(torch.utils.data.Dataset):
         level, targets, gt = sample_targets(obj, part, level, rng, self.max_objects,
                                             self.max_part_objects, self.min_target_voxels,
                                             exclude=stuff_ids(scene))
+        first = None
         if self.focus_crop > 0 and targets:
-            cloud, gt = focus_crop(cloud, gt, self.focus_crop)
-        return TrainSample(name, cloud, level, targets, gt, int(rng.integers(2 ** 31)))
+            cloud, gt, first = focus_crop(cloud, gt, self.focus_crop)
+        return TrainSample(name, cloud, level, targets, gt, int(rng.integers(2 ** 31)), first)
 
 
 def focus_crop(cloud, gt, half_extent):
@@ -222,12 +226,15 @@ def focus_crop(cloud, gt, half_extent):
 
     Training then sees what inference sees with ``focus_half_extent``: the first click of
     every target (the same deterministic clicks the click simulation places) grown by
-    ``half_extent``. Every target keeps at least its first-click voxel.
+    ``half_extent``. Returns (cropped cloud, cropped gt, those first clicks re-indexed into
+    the crop); every target keeps at least its first-click voxel.
     """
     first = clicksim.first_clicks(cloud.xyz, gt)
     lo, hi = focus_box(cloud.xyz[[c.index for c in first]], half_extent, cloud.xyz)
     keep = in_box(cloud.xyz, lo, hi)
-    return crop_voxels(cloud, keep), np.asarray(gt)[keep]
+    new_index = np.cumsum(keep) - 1
+    first = [replace(c, index=int(new_index[c.index])) for c in first]
+    return crop_voxels(cloud, keep), np.asarray(gt)[keep], first
 
 
 class StepSampler(torch.utils.data.Sampler):

@@ -135,7 +135,10 @@ def simulate_clicks(model, enc, sample, max_rounds, granularity):
     rng = np.random.default_rng(sample.seed)
     xyz = np.asarray(sample.cloud.xyz, dtype=np.float64)
     gt = sample.gt
-    clicks = _to_clicks(clicksim.first_clicks(xyz, gt), sample, 0, rng)
+    first = getattr(sample, 'first_clicks', None)
+    if first is None:
+        first = clicksim.first_clicks(xyz, gt)
+    clicks = _to_clicks(first, sample, 0, rng)
     extra = int(rng.integers(0, max(1, max_rounds)))
     limit = model.config.max_clicks
     with torch.no_grad():
