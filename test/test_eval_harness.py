@@ -41,6 +41,22 @@ def test_baseline_runs_every_protocol_with_click_budget():
     assert summary['IoU@1'] > 60   # objects are well separated: one click each is enough
 
 
+def test_samples_per_scene_spreads_a_limit_over_scenes():
+    scenes = [(f'toy{i}', toy_scene(i)) for i in range(3)]
+    seg = GraphBaselineSegmenter()
+
+    def ids(**kw):
+        _, curves, _ = harness.run_evaluation(seg, scenes, 'object', max_clicks=1,
+                                              objects_per_sample=1, **kw)
+        return [c.sample_id for c in curves]
+
+    assert {i.split('/')[0] for i in ids(limit=3)} == {'toy0'}      # the first scene only
+    spread = ids(limit=3, samples_per_scene=1)
+    assert [i.split('/')[0] for i in spread] == ['toy0', 'toy1', 'toy2']
+    assert spread == ids(limit=3, samples_per_scene=1)               # seeded
+    assert len(ids(samples_per_scene=2)) == 6
+
+
 def test_cli_writes_json_csv_and_png(tmp_path):
     for i in range(2):
         save_scene(tmp_path / f'toy{i}.npz', toy_scene(i))

@@ -63,6 +63,10 @@ fi
   --out "$scenes_lidar"
 
 common=(--max-clicks "$max_clicks" --device cpu)
+# A sample limit spreads over scenes: one sample per indoor room, two per LiDAR sweep (the
+# object protocol makes one sample per object, which would otherwise all come from scene 1).
+per_indoor=(--samples-per-scene 1)
+per_lidar=(--samples-per-scene 2)
 if [ -n "$limit" ]; then common+=(--limit "$limit"); fi
 
 evaluate() {   # evaluate NAME ARGS...: results in OUT/NAME/<model>/summary.json
@@ -73,15 +77,15 @@ evaluate() {   # evaluate NAME ARGS...: results in OUT/NAME/<model>/summary.json
 }
 
 rm -rf "$out"/indoor_* "$out"/lidar_* "$out"/real_* "$out"/ablation_*
-evaluate indoor_all-part --scenes "$scenes_indoor" --protocol all-part \
+evaluate indoor_all-part --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
   --model "$ckpt_indoor" --model baseline
-evaluate indoor_random-part --scenes "$scenes_indoor" --protocol random-part \
+evaluate indoor_random-part --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol random-part \
   --model "$ckpt_indoor" --model baseline
-evaluate indoor_object --scenes "$scenes_indoor" --protocol object --objects-per-sample 1 \
+evaluate indoor_object --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol object --objects-per-sample 1 \
   --model "$ckpt_indoor" --model baseline
-evaluate lidar_object --scenes "$scenes_lidar" --protocol object --objects-per-sample 1 \
+evaluate lidar_object --scenes "$scenes_lidar" "${per_lidar[@]}" --protocol object --objects-per-sample 1 \
   --model "$ckpt_lidar" --model baseline
-evaluate lidar_all-part --scenes "$scenes_lidar" --protocol all-part \
+evaluate lidar_all-part --scenes "$scenes_lidar" "${per_lidar[@]}" --protocol all-part \
   --model "$ckpt_lidar" --model baseline
 PINPOINT3D_REAL_DATA="$real_data" evaluate real_object --real --objects-per-sample 1 \
   --model "$ckpt_lidar" --model baseline
@@ -98,19 +102,19 @@ config = ModelConfig.from_dict(read_checkpoint(sys.argv[1])['config'])
 print(str(not getattr(config, sys.argv[2])).lower())
 EOF
 )
-    evaluate "ablation_${flag}" --scenes "$scenes_indoor" --protocol all-part \
+    evaluate "ablation_${flag}" --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
       --model "$ckpt_indoor" --override "$flag=$value"
   done
   # The focus box off: the backbone sees the whole room / sweep (docs/model.md, "Focus box").
-  evaluate ablation_focus_half_extent --scenes "$scenes_indoor" --protocol all-part \
+  evaluate ablation_focus_half_extent --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
     --model "$ckpt_indoor" --override focus_half_extent=0
   PINPOINT3D_REAL_DATA="$real_data" evaluate ablation_focus_half_extent_real --real \
     --objects-per-sample 1 --model "$ckpt_lidar" --override focus_half_extent=0
   # Connectivity off: every voxel the decoder labels is kept (docs/model.md, "Mask
   # connectivity").
-  evaluate ablation_component_gap_voxels --scenes "$scenes_indoor" --protocol all-part \
+  evaluate ablation_component_gap_voxels --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
     --model "$ckpt_indoor" --override component_gap_voxels=0
-  evaluate ablation_component_gap_voxels_lidar --scenes "$scenes_lidar" --protocol object \
+  evaluate ablation_component_gap_voxels_lidar --scenes "$scenes_lidar" "${per_lidar[@]}" --protocol object \
     --objects-per-sample 1 --model "$ckpt_lidar" --override component_gap_voxels=0
   PINPOINT3D_REAL_DATA="$real_data" evaluate ablation_component_gap_voxels_real --real \
     --objects-per-sample 1 --model "$ckpt_lidar" --override component_gap_voxels=0

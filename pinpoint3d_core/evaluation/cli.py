@@ -38,6 +38,9 @@ def add_arguments(parser):
                         help='object protocol: objects per sample (0 = all of a scene, '
                              'at most --max-targets)')
     parser.add_argument('--max-targets', type=int, default=15)
+    parser.add_argument('--samples-per-scene', type=int, default=0, metavar='N',
+                        help="evaluate a seeded random N of each scene's samples (0 = all), "
+                             'so that --limit spreads over scenes')
     parser.add_argument('--min-target-points', type=int, default=10,
                         help='targets with fewer points are not evaluated')
     parser.add_argument('--include-stuff', action='store_true',
@@ -90,7 +93,9 @@ def write_outputs(out, name, args, summary, records, config=None):
     overrides = dict(getattr(args, 'overrides', None) or {}) if config is not None else {}
     with open(os.path.join(out, 'summary.json'), 'w') as f:
         json.dump({'model': name, 'protocol': args.protocol, 'max_clicks': args.max_clicks,
-                   'seed': args.seed, 'limit': args.limit, 'overrides': overrides,
+                   'seed': args.seed, 'limit': args.limit,
+                   'samples_per_scene': getattr(args, 'samples_per_scene', 0),
+                   'overrides': overrides,
                    'config': config, 'summary': summary,
                    'noc_keyed_by': 'sample (not scene + target count as in the reference)',
                    'samples': [{'id': r['sample'].sample_id, 'targets': r['curve'].labels,
@@ -153,7 +158,8 @@ def run(args):
             seg, harness.named_scenes(paths), args.protocol, args.max_clicks, args.seed,
             args.limit, args.click_voxel, args.objects_per_sample, args.max_targets,
             args.min_target_points, keep_steps=PNG_STEPS if args.png else (),
-            on_sample=on_sample, progress=args.progress, include_stuff=args.include_stuff)
+            on_sample=on_sample, progress=args.progress, include_stuff=args.include_stuff,
+            samples_per_scene=args.samples_per_scene)
         if not curves:
             raise Pinpoint3DError(
                 f'no {args.protocol} samples in {len(paths)} scene(s): part protocols need '

@@ -253,9 +253,13 @@ def named_scenes(paths):
 def run_evaluation(segmenter, scenes, protocol, max_clicks=10, seed=0, limit=None,
                    click_voxel=0.05, objects_per_sample=0, max_targets=15,
                    min_target_points=10, keep_steps=(), on_sample=None, progress=False,
-                   include_stuff=False):
+                   include_stuff=False, samples_per_scene=0):
     """
     Evaluate over (name, Scene) pairs; returns (summary, curves, records).
+
+    ``samples_per_scene`` > 0 keeps that many of each scene's samples (a seeded random choice,
+    in scene order), so a sample ``limit`` spreads over scenes instead of exhausting the first
+    one (the object protocol makes one sample per object).
 
     ``records`` holds per sample its curve, timings and kept predictions; ``on_sample`` is
     called with (scene, sample, curve, kept) after each sample (rendering hook).
@@ -269,6 +273,10 @@ def run_evaluation(segmenter, scenes, protocol, max_clicks=10, seed=0, limit=Non
     for name, scene in scenes:
         samples = make_samples(scene, protocol, name, seed, objects_per_sample, max_targets,
                                min_target_points, include_stuff)
+        if 0 < samples_per_scene < len(samples):
+            pick = _rng(seed, name, 'subset').choice(len(samples), samples_per_scene,
+                                                     replace=False)
+            samples = [samples[i] for i in sorted(pick)]
         session = None
         for sample in samples:
             if limit is not None and len(curves) >= limit:
