@@ -14,6 +14,7 @@
 #   MODEL_CARD_REUSE_SCENES=1  keep scenes already in OUT/scenes (default: regenerate)
 #   MODEL_CARD_ABLATIONS=0     skip the inference-time ablations
 #   MODEL_CARD_NICE     nice level (default 10); OMP_NUM_THREADS defaults to 1
+#   MODEL_CARD_JOBS     evaluations run at once (default 1; one per core is the useful maximum)
 #
 # Writes OUT/<evaluation>/<model>/summary.json (+ per_target.csv, curves.csv), OUT/model_card.md
 # (the markdown table that is also printed) and OUT/commands.txt (every command that ran).
@@ -69,11 +70,21 @@ per_indoor=(--samples-per-scene 1)
 per_lidar=(--samples-per-scene 2)
 if [ -n "$limit" ]; then common+=(--limit "$limit"); fi
 
+jobs_max="${MODEL_CARD_JOBS:-1}"
+running=0
 evaluate() {   # evaluate NAME ARGS...: results in OUT/NAME/<model>/summary.json
   local name="$1"; shift
   echo "== $name" >&2
-  pp evaluate "$@" "${common[@]}" --out "$out/$name" > "$out/$name.log"
-  tail -n 30 "$out/$name.log" >&2
+  if [ "$jobs_max" -le 1 ]; then
+    pp evaluate "$@" "${common[@]}" --out "$out/$name" > "$out/$name.log"
+    tail -n 30 "$out/$name.log" >&2
+    return
+  fi
+  # Parallel: at most MODEL_CARD_JOBS evaluations at once, each on one thread.
+  if [ "$running" -ge "$jobs_max" ]; then wait -n; running=$((running - 1)); fi
+  { pp evaluate "$@" "${common[@]}" --out "$out/$name" > "$out/$name.log" \
+      && echo "== $name done" >&2; } &
+  running=$((running + 1))
 }
 
 rm -rf "$out"/indoor_* "$out"/lidar_* "$out"/real_* "$out"/ablation_*
@@ -119,6 +130,9 @@ EOF
   PINPOINT3D_REAL_DATA="$real_data" evaluate ablation_component_gap_voxels_real --real \
     --objects-per-sample 1 --model "$ckpt_lidar" --override component_gap_voxels=0
 fi
+
+# Parallel mode: every evaluation must have succeeded (a failed one fails the card).
+while [ "$running" -gt 0 ]; do wait -n; running=$((running - 1)); done
 
 python - "$out" <<'EOF' | tee "$out/model_card.md"
 import glob
