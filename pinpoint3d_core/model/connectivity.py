@@ -14,7 +14,7 @@ beyond ~25 m for 32 beams) are separate pieces, and the user needs a click per r
 """
 
 import numpy as np
-from scipy.sparse import coo_matrix
+from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
@@ -50,17 +50,29 @@ class NeighbourGraph:
         out = labels.copy()
         if not self.enabled or not seeds:
             return out
-        same = labels[self.src] == labels[self.dst]
-        graph = coo_matrix((np.ones(int(same.sum())), (self.src[same], self.dst[same])),
-                           shape=(self.size, self.size))
-        _, piece = connected_components(graph, directed=False)
+        # Only voxels of clicked labels matter: the graph is cut down to them (the object is
+        # usually a small part of the box), links kept where both ends share the label.
+        seeded = np.isin(labels, np.fromiter(seeds, dtype=labels.dtype))
+        nodes = np.flatnonzero(seeded)
+        keep = seeded[self.src] & (labels[self.src] == labels[self.dst])
+        local = np.full(self.size, -1, dtype=np.int64)
+        local[nodes] = np.arange(len(nodes))
+        src, dst = local[self.src[keep]], local[self.dst[keep]]   # src stays sorted
+        indptr = np.zeros(len(nodes) + 1, dtype=np.int64)
+        np.cumsum(np.bincount(src, minlength=len(nodes)), out=indptr[1:])
+        graph = csr_matrix((np.ones(len(dst), dtype=np.int8), dst, indptr),
+                           shape=(len(nodes), len(nodes)))
+        # weak components of the directed kNN links = components of the undirected graph,
+        # without symmetrising the matrix first
+        _, piece = connected_components(graph, directed=True, connection='weak')
         for label, rows in seeds.items():
             rows = np.asarray(rows, dtype=np.int64)
             rows = rows[labels[rows] == label]
             if len(rows) == 0:
                 continue
-            members = labels == label
-            out[members & ~np.isin(piece, piece[rows])] = 0
+            members = nodes[labels[nodes] == label]
+            reached = np.isin(piece[local[members]], piece[local[rows]])
+            out[members[~reached]] = 0
         return out
 
 
