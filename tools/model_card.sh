@@ -64,10 +64,10 @@ fi
   --out "$scenes_lidar"
 
 common=(--max-clicks "$max_clicks" --device cpu)
-# A sample limit spreads over scenes: one sample per indoor room, two per LiDAR sweep (the
+# A sample limit spreads over scenes: two samples per indoor room, three per LiDAR sweep (the
 # object protocol makes one sample per object, which would otherwise all come from scene 1).
-per_indoor=(--samples-per-scene 1)
-per_lidar=(--samples-per-scene 2)
+per_indoor=(--samples-per-scene 2)
+per_lidar=(--samples-per-scene 3)
 if [ -n "$limit" ]; then common+=(--limit "$limit"); fi
 
 jobs_max="${MODEL_CARD_JOBS:-1}"
