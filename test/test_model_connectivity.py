@@ -3,8 +3,12 @@
 import numpy as np
 from pinpoint3d_core.benchmarks.model import procedural_room
 from pinpoint3d_core.model.config import get_config
-from pinpoint3d_core.model.connectivity import clicked_pieces
+from pinpoint3d_core.model.connectivity import NeighbourGraph
 import pytest
+
+
+def clicked_pieces(xyz, labels, seeds, max_gap):
+    return NeighbourGraph(xyz, max_gap).clicked_pieces(labels, seeds)
 
 
 def _blob(center, n=40, spread=0.2, seed=0):

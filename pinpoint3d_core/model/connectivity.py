@@ -74,8 +74,3 @@ class NeighbourGraph:
             reached = np.isin(piece[local[members]], piece[local[rows]])
             out[members[~reached]] = 0
         return out
-
-
-def clicked_pieces(xyz, labels, seeds, max_gap, neighbours=NEIGHBOURS):
-    """One-off form of :meth:`NeighbourGraph.clicked_pieces` for positions ``xyz``."""
-    return NeighbourGraph(xyz, max_gap, neighbours).clicked_pieces(labels, seeds)
