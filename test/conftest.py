@@ -21,3 +21,13 @@ def pytest_configure(config):
 def ros_env():
     """Environment for child processes: the whole current one (the ROS wheels need it)."""
     return dict(os.environ)
+
+
+@pytest.fixture(scope='session')
+def minkowski():
+    """MinkowskiEngine, or a skip where it is not built (tests that run the real network)."""
+    from pinpoint3d_core.me_shim import import_minkowski
+    try:
+        return import_minkowski()
+    except ImportError as exc:
+        pytest.skip(f'MinkowskiEngine missing: {exc}')

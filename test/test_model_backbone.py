@@ -9,12 +9,8 @@ import torch
 
 
 @pytest.fixture(scope='module')
-def me():
-    from pinpoint3d_core.me_shim import import_minkowski
-    try:
-        return import_minkowski()
-    except ImportError as exc:
-        pytest.skip(str(exc))
+def me(minkowski):
+    return minkowski
 
 
 def test_reference_backbone_matches_published_layout(me):

@@ -11,14 +11,6 @@ import pytest
 import torch
 
 
-def _need_me():
-    from pinpoint3d_core.me_shim import import_minkowski
-    try:
-        import_minkowski()
-    except ImportError as exc:
-        pytest.skip(str(exc))
-
-
 def _official_shapes(with_parts=True):
     """Key -> shape of an official checkpoint, written from the notes' tables (§1.2, §5)."""
     planes, layers, init = (32, 64, 128, 256, 256, 128, 96, 96), (2, 3, 4, 6, 2, 2, 2, 2), 32
@@ -118,8 +110,7 @@ def test_notes_key_counts():
     assert count == 40_743_712
 
 
-def test_pinpoint3d_state_dict_loads_completely():
-    _need_me()
+def test_pinpoint3d_state_dict_loads_completely(minkowski):
     sd = _synthetic_state(True)
     sd['backbone.total_params'] = torch.tensor(1)
     sd['model.total_ops'] = torch.tensor(1)
@@ -148,8 +139,7 @@ def test_pinpoint3d_state_dict_loads_completely():
                        sd['part_mask_embed_head.2.weight'])
 
 
-def test_agile3d_state_dict_reports_part_side_missing(tmp_path):
-    _need_me()
+def test_agile3d_state_dict_reports_part_side_missing(minkowski, tmp_path):
     sd = _synthetic_state(False)
     sd['something_else.weight'] = torch.zeros(3)
     sd['decoder_norm.weight'] = torch.zeros(64)            # wrong shape
@@ -198,8 +188,7 @@ def _small_model(seed=0):
     return PinPoint3D('small').eval()
 
 
-def test_project_checkpoint_round_trip_and_errors(tmp_path):
-    _need_me()
+def test_project_checkpoint_round_trip_and_errors(minkowski, tmp_path):
     model = _small_model()
     path = save_checkpoint(tmp_path / 'm.pt', model, metadata={'epochs': 3})
     loaded, meta = load_checkpoint(path, expected_config='small')
@@ -228,8 +217,7 @@ def test_project_checkpoint_round_trip_and_errors(tmp_path):
         load_checkpoint(official)
 
 
-def test_default_weights_missing_is_a_clear_error(monkeypatch, tmp_path):
-    _need_me()
+def test_default_weights_missing_is_a_clear_error(minkowski, monkeypatch, tmp_path):
     from pinpoint3d_core.session import Segmenter
     import pinpoint3d_core.model.checkpoint as ckpt
     monkeypatch.setenv('PINPOINT3D_WEIGHTS', str(tmp_path / 'absent.pt'))

@@ -50,12 +50,7 @@ def test_sparse_rings_stay_one_piece():
 
 
 @pytest.fixture(scope='module')
-def segmenters():
-    from pinpoint3d_core.me_shim import import_minkowski
-    try:
-        import_minkowski()
-    except ImportError as exc:
-        pytest.skip(str(exc))
+def segmenters(minkowski):
     from pinpoint3d_core.session import Segmenter
     cfg = get_config('small').replace(focus_half_extent=0.0)
     return (Segmenter.untrained(cfg, seed=0, device='cpu'),

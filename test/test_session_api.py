@@ -8,12 +8,7 @@ import pytest
 
 
 @pytest.fixture(scope='module')
-def segmenter():
-    from pinpoint3d_core.me_shim import import_minkowski
-    try:
-        import_minkowski()
-    except ImportError as exc:
-        pytest.skip(str(exc))
+def segmenter(minkowski):
     from pinpoint3d_core.session import Segmenter
     return Segmenter.untrained(config='small', seed=0, device='cpu')
 

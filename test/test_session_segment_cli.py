@@ -11,12 +11,7 @@ import pytest
 
 
 @pytest.fixture(scope='module')
-def scene_file(tmp_path_factory):
-    from pinpoint3d_core.me_shim import import_minkowski
-    try:
-        import_minkowski()
-    except ImportError as exc:
-        pytest.skip(str(exc))
+def scene_file(minkowski, tmp_path_factory):
     r = procedural_room(4000, 0)
     path = tmp_path_factory.mktemp('seg') / 'room.npz'
     save_scene(path, Scene(r['points'], r['colors'], None, r['object_ids'], r['part_ids']))

@@ -3,7 +3,6 @@
 import numpy as np
 from pinpoint3d_core.training.data import (Augment, sample_targets, StepSampler,
                                            TrainingDataset)
-import pytest
 
 
 def test_sample_targets_levels_and_exclusion():
@@ -84,13 +83,8 @@ def test_intensity_gain_reaches_dim_sensors():
     assert np.array_equal(same, inten)
 
 
-def test_click_simulation_starts_from_the_samples_first_clicks():
+def test_click_simulation_starts_from_the_samples_first_clicks(minkowski):
     from dataclasses import replace
-    from pinpoint3d_core.me_shim import import_minkowski
-    try:
-        import_minkowski()
-    except ImportError as exc:
-        pytest.skip(str(exc))
     import torch
     from pinpoint3d_core.model.config import get_config
     from pinpoint3d_core.model.pinpoint3d import PinPoint3D

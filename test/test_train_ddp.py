@@ -7,15 +7,9 @@ import sys
 
 from pinpoint3d_core.scene import save_scene
 from pinpoint3d_core.training.toy import toy_scene
-import pytest
 
 
-def test_torchrun_two_processes_gloo(tmp_path):
-    try:
-        from pinpoint3d_core.me_shim import import_minkowski
-        import_minkowski()
-    except ImportError as exc:
-        pytest.skip(f'MinkowskiEngine missing: {exc}')
+def test_torchrun_two_processes_gloo(minkowski, tmp_path):
     for i in range(2):
         save_scene(tmp_path / f'toy{i}.npz', toy_scene(i, n_objects=2, density=400.0, room=3.0))
     out = tmp_path / 'run'

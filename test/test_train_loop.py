@@ -12,14 +12,6 @@ import pytest
 import torch
 
 
-def _need_me():
-    try:
-        from pinpoint3d_core.me_shim import import_minkowski
-        import_minkowski()
-    except ImportError as exc:
-        pytest.skip(f'MinkowskiEngine missing: {exc}')
-
-
 @pytest.fixture(scope='module')
 def scene_file(tmp_path_factory):
     path = tmp_path_factory.mktemp('scenes') / 'toy.npz'
@@ -41,8 +33,7 @@ def _cfg(**kw):
     return TrainConfig(**base)
 
 
-def test_a_few_steps_reduce_the_loss(tmp_path):
-    _need_me()
+def test_a_few_steps_reduce_the_loss(minkowski, tmp_path):
     # One object, one click, no augmentation: every step sees the same sample.
     one = str(tmp_path / 'one.npz')
     save_scene(one, toy_scene(4, n_objects=1, density=500.0, room=3.0))
@@ -73,8 +64,7 @@ def _train_cli(tmp_path, name, scene_file, *extra):
     return torch.load(tmp_path / name / 'checkpoint.pt', weights_only=False)
 
 
-def test_resume_is_exact(scene_file, tmp_path):
-    _need_me()
+def test_resume_is_exact(minkowski, scene_file, tmp_path):
     full = _train_cli(tmp_path, 'full', scene_file)
     half = _train_cli(tmp_path, 'half', scene_file, '--stop-at', '2', '--workers', '1')
     assert half['step'] == 2
@@ -96,8 +86,7 @@ def test_resume_is_exact(scene_file, tmp_path):
     assert all(r['loss'] > 0 for r in log)     # the dead run's step 3 is gone
 
 
-def test_part_stage_freezes_the_object_branch():
-    _need_me()
+def test_part_stage_freezes_the_object_branch(minkowski):
     from pinpoint3d_core.model.pinpoint3d import PinPoint3D
     model = PinPoint3D('small')
     names = freeze_for_stage(model, 'part')
@@ -106,8 +95,7 @@ def test_part_stage_freezes_the_object_branch():
     assert len(freeze_for_stage(model, 'joint')) == len(list(model.parameters()))
 
 
-def test_checkpoint_records_the_training_focus_crop(tmp_path):
-    _need_me()
+def test_checkpoint_records_the_training_focus_crop(minkowski, tmp_path):
     from pinpoint3d_core.model.checkpoint import read_checkpoint
     from pinpoint3d_core.training.trainer import TrainConfig, Trainer
     cfg = TrainConfig(model='small', steps=1, batch_size=1, kinds=('toy',), focus_crop=0.7,
