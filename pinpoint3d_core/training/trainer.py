@@ -135,7 +135,7 @@ def simulate_clicks(model, enc, sample, max_rounds, granularity):
     rng = np.random.default_rng(sample.seed)
     xyz = np.asarray(sample.cloud.xyz, dtype=np.float64)
     gt = sample.gt
-    first = getattr(sample, 'first_clicks', None)
+    first = sample.first_clicks
     if first is None:
         first = clicksim.first_clicks(xyz, gt)
     clicks = _to_clicks(first, sample, 0, rng)
