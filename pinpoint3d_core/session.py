@@ -153,7 +153,10 @@ class _EncodedView:
             self.enc = model.encode(voxels)
         self.voxel_of_row = voxels.voxel_of_row()   # -1 outside the box
         cfg = model.config
-        self.graph = NeighbourGraph(voxels.xyz, cfg.component_gap_voxels * cfg.voxel_size)
+        # The click claim walks the same links; without the connectivity rule they need only
+        # be as long as the claim radius.
+        gap = cfg.component_gap_voxels if cfg.component_gap_voxels > 0 else cfg.click_claim_voxels
+        self.graph = NeighbourGraph(voxels.xyz, gap * cfg.voxel_size)
 
 
 class Session:
@@ -351,7 +354,15 @@ class Session:
         for _, c, v in in_view:
             vcol[v] = col_of[c.object_id] if c.positive else 0
         graph = view.graph
-        if graph.enabled:
+        cfg = self._seg.config
+        owner = graph.nearest_seed([v for _, _, v in in_view],
+                                   cfg.click_claim_voxels * cfg.voxel_size)
+        claimed = torch.as_tensor(owner >= 0, device=vcol.device)
+        if claimed.any():
+            click_col = torch.as_tensor([col_of[c.object_id] if c.positive else 0
+                                         for _, c, _ in in_view], device=vcol.device)
+            vcol = torch.where(claimed, click_col[torch.as_tensor(owner).clamp(min=0)], vcol)
+        if graph.enabled and cfg.component_gap_voxels > 0:
             seeds = {}
             for _, c, v in in_view:
                 if c.positive:
@@ -366,9 +377,17 @@ class Session:
             inside = vcol == col_of[k]
             pcol = logits.argmax(dim=1)
             pids = torch.as_tensor([0] + out.part_ids[k], dtype=torch.long, device=pcol.device)
+            click_part = []       # per click: its part column in object k, -1 = not k's
             for _, c, v in in_view:
+                j = -1
                 if c.positive and c.object_id == k:
-                    pcol[v] = out.part_ids[k].index(c.part_id) + 1 if c.part_id else 0
+                    j = out.part_ids[k].index(c.part_id) + 1 if c.part_id else 0
+                    pcol[v] = j
+                click_part.append(j)
+            if claimed.any():
+                own = torch.as_tensor(click_part, device=pcol.device)[
+                    torch.as_tensor(owner).clamp(min=0)]
+                pcol = torch.where(claimed & (own >= 0), own, pcol)
             vox_parts = torch.where(inside, pids[pcol], vox_parts)
             pscores = _scores(out.token_part_logits[k],
                               {p: j for j, p in enumerate(out.part_ids[k], start=1)})

@@ -174,8 +174,7 @@ class Pinpoint3DNode(Node):
                     segmenter = Segmenter.untrained('small', device=device)
                 else:
                     segmenter = Segmenter.load(path, device=device)
-            inference = {k: self.p[k] for k in ('focus_half_extent', 'component_gap_voxels')
-                         if self.p[k] >= 0}
+            inference = {k: self.p[k] for k in params.INFERENCE_SETTINGS if self.p[k] >= 0}
             if inference:
                 from pinpoint3d_core.evaluation.overrides import apply_overrides
                 apply_overrides(segmenter, inference)

@@ -29,6 +29,9 @@ class Spec:
     read_only: bool = False
 
 
+# Read-only parameters named after ModelConfig fields: a value >= 0 replaces the checkpoint's.
+INFERENCE_SETTINGS = ('focus_half_extent', 'component_gap_voxels', 'click_claim_voxels')
+
 SPECS = (
     Spec('checkpoint', '', "model checkpoint (.pt); '' = the shipped weights/pinpoint3d_small.pt"
          ' (untrained weights with a warning when it is absent); a bare file name = that '
@@ -44,6 +47,9 @@ SPECS = (
     Spec('component_gap_voxels', -1.0, 'masks keep only the pieces a positive click reaches '
          'over neighbour links up to this many voxel sizes long (0 = keep every labelled '
          "voxel); -1 = the checkpoint's value", -1.0, 1000.0, read_only=True),
+    Spec('click_claim_voxels', -1.0, 'every click gives its own label to the points within '
+         'this many voxel sizes of it along neighbour links, the nearest click winning '
+         "(0 = off); -1 = the checkpoint's value", -1.0, 1000.0, read_only=True),
     Spec('snap_radius', 0.05, 'clicks farther than this (m) from every point are rejected; '
          'a service request may override it', 0.0, 10.0),
     Spec('max_points', 400000, 'clouds with more points are rejected (memory guard)',

@@ -52,7 +52,7 @@ def test_sparse_rings_stay_one_piece():
 @pytest.fixture(scope='module')
 def segmenters(minkowski):
     from pinpoint3d_core.session import Segmenter
-    cfg = get_config('small').replace(focus_half_extent=0.0)
+    cfg = get_config('small').replace(focus_half_extent=0.0, click_claim_voxels=0.0)
     return (Segmenter.untrained(cfg, seed=0, device='cpu'),
             Segmenter.untrained(cfg.replace(component_gap_voxels=0.0), seed=0, device='cpu'))
 
@@ -76,3 +76,50 @@ def test_session_masks_are_the_clicked_pieces_of_the_raw_masks(segmenters):
     expected = clicked_pieces(pts, raw, {1: [on[0]], 2: [on[1]]}, gap)
     agree = np.mean(expected == filtered)
     assert agree > 0.98, agree    # voxel vs point graphs differ only at the margins
+
+
+def test_nearest_seed_is_geodesic_bounded_and_last_click_wins():
+    line = np.stack([np.arange(0, 3, 0.1), np.zeros(30), np.zeros(30)], 1)
+    # a second line 0.3 m beside the first: close in space, but no link reaches across
+    xyz = np.concatenate([line, line + (0, 0.3, 0)])
+    g = NeighbourGraph(xyz, max_gap=0.15)
+    owner = g.nearest_seed([0, 20], radius=0.55)
+    assert (owner[:6] == 0).all() and (owner[15:26] == 1).all()
+    assert (owner[6:15] == -1).all() and (owner[26:] == -1).all()   # beyond the radius
+    assert (owner[30:] == -1).all()                                 # the other line
+    # two clicks on one voxel: the later one owns its neighbourhood
+    assert (g.nearest_seed([3, 3], radius=0.25)[1:6] == 1).all()
+    assert (g.nearest_seed([3], radius=0) == -1).all()
+
+
+def test_clicks_claim_their_geodesic_neighbourhood(minkowski):
+    from pinpoint3d_core.session import Click, Segmenter
+    room = procedural_room(6000, seed=2)
+    pts = room['points'].astype(np.float64)
+    obj, part = room['object_ids'], room['part_ids']
+    with_part = [k for k in np.unique(obj[part > 0]) if k > 0][0]
+    on_part = int(np.flatnonzero((obj == with_part) & (part > 0))[0])
+    bg = int(np.flatnonzero(obj == 0)[0])
+    clicks = [Click(index=on_part, object_id=1, part_id=int(part[on_part])),
+              Click(index=bg, positive=False)]
+    cfg = get_config('small').replace(focus_half_extent=0.0)
+    labels = {}
+    for claim in (0.0, 6.0):
+        s = Segmenter.untrained(cfg.replace(click_claim_voxels=claim), seed=0,
+                                device='cpu').start(pts, room['colors'])
+        s.add_clicks(clicks)
+        labels[claim] = s.predict('both')
+        seeds = [s.voxels.voxel_of_row()[c.index] for c in clicks]
+    # the points of voxels nearer than 6 voxel sizes (along links) to a click read its labels
+    radius = 6.0 * cfg.voxel_size
+    owner = s._view.graph.nearest_seed(seeds, radius)[s.voxels.voxel_of_row()]
+    want_obj, want_part = np.array([1, 0]), np.array([int(part[on_part]), 0])
+    near = owner >= 0
+    assert near.sum() > 20 and (owner == 0).any() and (owner == 1).any()
+    for claim, pred in labels.items():
+        obj_ok = np.asarray(pred.object_ids)[near] == want_obj[owner[near]]
+        part_ok = np.asarray(pred.part_ids)[near] == want_part[owner[near]]
+        if claim:
+            assert obj_ok.all() and part_ok.all()
+        else:   # untrained weights alone do not: the claim is what labels them
+            assert not (obj_ok.all() and part_ok.all())

@@ -129,6 +129,14 @@ EOF
     --objects-per-sample 1 --model "$ckpt_lidar" --override component_gap_voxels=0
   PINPOINT3D_REAL_DATA="$real_data" evaluate ablation_component_gap_voxels_real --real \
     --objects-per-sample 1 --model "$ckpt_lidar" --override component_gap_voxels=0
+  # Click claim off: only the clicked voxel takes the click's label (docs/model.md, "Click
+  # claim").
+  evaluate ablation_click_claim_voxels --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
+    --model "$ckpt_indoor" --override click_claim_voxels=0
+  evaluate ablation_click_claim_voxels_lidar --scenes "$scenes_lidar" "${per_lidar[@]}" --protocol all-part \
+    --model "$ckpt_lidar" --override click_claim_voxels=0
+  PINPOINT3D_REAL_DATA="$real_data" evaluate ablation_click_claim_voxels_real --real \
+    --objects-per-sample 1 --model "$ckpt_lidar" --override click_claim_voxels=0
 fi
 
 # Parallel mode: every evaluation must have succeeded (a failed one fails the card).
@@ -146,7 +154,9 @@ order = ['indoor_all-part', 'indoor_random-part', 'indoor_object', 'lidar_object
          'ablation_gate_parts_by_object', 'ablation_part_queries_from_refined',
          'ablation_scene_norm_stats', 'ablation_focus_half_extent',
          'ablation_focus_half_extent_real', 'ablation_component_gap_voxels',
-         'ablation_component_gap_voxels_lidar', 'ablation_component_gap_voxels_real']
+         'ablation_component_gap_voxels_lidar', 'ablation_component_gap_voxels_real',
+         'ablation_click_claim_voxels', 'ablation_click_claim_voxels_lidar',
+         'ablation_click_claim_voxels_real']
 cols = ['IoU@1', 'IoU@3', 'IoU@5', 'NoC@50', 'NoC@65', 'NoC@80', 'NoC@85', 'NoC@90']
 print('| evaluation | model | samples / targets | ' + ' | '.join(cols)
       + ' | objIoU@1 / 3 / 5 | decode ms/click |')

@@ -68,6 +68,11 @@ class ModelConfig:
     # neighbour graph with edges up to this many voxel sizes long, read background
     # (model/connectivity.py); 0 = keep every voxel the decoder labels, as the reference does.
     component_gap_voxels: float = 10.0
+    # Every click gives its own label to the voxels within this many voxel sizes of it along
+    # the links of that graph, the nearest click winning, whatever the decoder says there; a
+    # corrective click then always flips its neighbourhood (docs/model.md, "Click claim").
+    # 0 = only the clicked voxel takes the click's label, as in the reference.
+    click_claim_voxels: float = 3.0
     # Guards on input size (bounded memory).
     max_points: int = 20_000_000
     max_voxels: int = 2_000_000
@@ -94,7 +99,8 @@ class ModelConfig:
         return dataclasses.replace(self, **changes)
 
 
-REFERENCE = ModelConfig(name='reference', scene_norm_stats=False, component_gap_voxels=0.0)
+REFERENCE = ModelConfig(name='reference', scene_norm_stats=False, component_gap_voxels=0.0,
+                        click_claim_voxels=0.0)
 
 # Widths chosen so one training step (backbone + decoder forward/backward) on a 50k-point
 # indoor scene takes about a second on 2 CPU cores (figures in docs/benchmarks.md).

@@ -15,7 +15,7 @@ beyond ~25 m for 32 beams) are separate pieces, and the user needs a click per r
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.sparse.csgraph import connected_components
+from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 NEIGHBOURS = 8
@@ -29,6 +29,8 @@ class NeighbourGraph:
         xyz = np.asarray(xyz, dtype=np.float64)
         self.size = len(xyz)
         self.src = self.dst = np.zeros(0, dtype=np.int64)
+        self.length = np.zeros(0)
+        self._matrix = None
         k = min(neighbours + 1, self.size)
         if max_gap <= 0 or k < 2:
             self.enabled = max_gap > 0
@@ -38,6 +40,7 @@ class NeighbourGraph:
         near = (dist[:, 1:] <= max_gap).ravel()
         self.src = np.repeat(np.arange(self.size), k - 1)[near]
         self.dst = nbr[:, 1:].ravel()[near]
+        self.length = dist[:, 1:].ravel()[near]
 
     def clicked_pieces(self, labels, seeds):
         """
@@ -73,4 +76,29 @@ class NeighbourGraph:
             members = nodes[labels[nodes] == label]
             reached = np.isin(piece[local[members]], piece[local[rows]])
             out[members[~reached]] = 0
+        return out
+
+    def nearest_seed(self, seeds, radius):
+        """
+        Return, per node, the position in ``seeds`` of the nearest seed along the links.
+
+        Distance is the geodesic length over the (undirected) links; nodes farther than
+        ``radius`` from every seed read -1. When several seeds share a node the last wins,
+        as the last click on a voxel decides its label.
+        """
+        out = np.full(self.size, -1, dtype=np.int64)
+        seeds = np.asarray(seeds, dtype=np.int64)
+        if not self.enabled or radius <= 0 or len(seeds) == 0:
+            return out
+        if self._matrix is None:
+            # zero-length links (duplicate positions) would vanish from a sparse matrix
+            w = np.maximum(self.length, 1e-9)
+            self._matrix = csr_matrix((w, (self.src, self.dst)), shape=(self.size, self.size))
+        nodes, first_from_end = np.unique(seeds[::-1], return_index=True)
+        position = np.full(self.size, -1, dtype=np.int64)
+        position[nodes] = len(seeds) - 1 - first_from_end
+        _, _, source = dijkstra(self._matrix, directed=False, indices=nodes, limit=radius,
+                                min_only=True, return_predecessors=True)
+        reached = source >= 0
+        out[reached] = position[source[reached]]
         return out
