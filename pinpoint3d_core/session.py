@@ -355,13 +355,6 @@ class Session:
             vcol[v] = col_of[c.object_id] if c.positive else 0
         graph = view.graph
         cfg = self._seg.config
-        owner = graph.nearest_seed([v for _, _, v in in_view],
-                                   cfg.click_claim_voxels * cfg.voxel_size)
-        claimed = torch.as_tensor(owner >= 0, device=vcol.device)
-        if claimed.any():
-            click_col = torch.as_tensor([col_of[c.object_id] if c.positive else 0
-                                         for _, c, _ in in_view], device=vcol.device)
-            vcol = torch.where(claimed, click_col[torch.as_tensor(owner).clamp(min=0)], vcol)
         if graph.enabled and cfg.component_gap_voxels > 0:
             seeds = {}
             for _, c, v in in_view:
@@ -373,6 +366,12 @@ class Session:
         object_scores = _scores(out.token_object_logits, col_of)
         vox_parts = torch.zeros_like(vcol)
         part_scores = {}
+        # Part clicks claim their neighbourhood inside the object's mask (docs/model.md,
+        # "Click claim"); every click takes part in the nearest-click contest.
+        if out.part_logits:
+            owner = torch.as_tensor(graph.nearest_seed(
+                [v for _, _, v in in_view], cfg.click_claim_voxels * cfg.voxel_size),
+                device=vcol.device)
         for k, logits in out.part_logits.items():
             inside = vcol == col_of[k]
             pcol = logits.argmax(dim=1)
@@ -384,10 +383,8 @@ class Session:
                     j = out.part_ids[k].index(c.part_id) + 1 if c.part_id else 0
                     pcol[v] = j
                 click_part.append(j)
-            if claimed.any():
-                own = torch.as_tensor(click_part, device=pcol.device)[
-                    torch.as_tensor(owner).clamp(min=0)]
-                pcol = torch.where(claimed & (own >= 0), own, pcol)
+            own = torch.as_tensor(click_part, device=pcol.device)[owner.clamp(min=0)]
+            pcol = torch.where((owner >= 0) & (own >= 0), own, pcol)
             vox_parts = torch.where(inside, pids[pcol], vox_parts)
             pscores = _scores(out.token_part_logits[k],
                               {p: j for j, p in enumerate(out.part_ids[k], start=1)})

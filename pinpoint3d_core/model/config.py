@@ -68,9 +68,10 @@ class ModelConfig:
     # neighbour graph with edges up to this many voxel sizes long, read background
     # (model/connectivity.py); 0 = keep every voxel the decoder labels, as the reference does.
     component_gap_voxels: float = 10.0
-    # Every click gives its own label to the voxels within this many voxel sizes of it along
-    # the links of that graph, the nearest click winning, whatever the decoder says there; a
-    # corrective click then always flips its neighbourhood (docs/model.md, "Click claim").
+    # A part click gives its part label to the voxels of its object's mask within this many
+    # voxel sizes of it along the links of that graph, where no other click is nearer,
+    # whatever the part decoder says there: a corrective part click always flips its
+    # neighbourhood (docs/model.md, "Click claim"). Object masks are left alone.
     # 0 = only the clicked voxel takes the click's label, as in the reference.
     click_claim_voxels: float = 3.0
     # Guards on input size (bounded memory).
