@@ -121,3 +121,10 @@ def test_part_clicks_claim_their_neighbourhood_inside_the_object(minkowski):
     assert (clicked_part == part[on_part]).all()
     # untrained weights alone do not: the claim is what labels them
     assert not (np.asarray(preds[0.0].part_ids)[mine] == part[on_part]).all()
+
+
+def test_benchmark_compare_times_both_sides_of_an_override(minkowski):
+    from pinpoint3d_core.benchmarks.model import compare_case
+    rows = compare_case(3000, 'small', {'click_claim_voxels': 0.0}, repeats=1, clicks=3)
+    assert [r['side'] for r in rows] == ['config', 'override']
+    assert all(r['decode_ms_median'] > 0 for r in rows)

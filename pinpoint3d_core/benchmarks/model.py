@@ -163,6 +163,25 @@ def train_step_case(size=50_000, config='small', steps=3, seed=0):
             'train_step_ms_median': float(np.median(times[1:] or times))}
 
 
+def compare_case(size, config, overrides, repeats=2, clicks=20):
+    """
+    Time one case with and without ``overrides``, alternating in this process.
+
+    A rule that costs a few ms per click is smaller than the run-to-run spread of a shared
+    machine; alternating in one process puts both sides under the same load.
+    """
+    from pinpoint3d_core.model.config import get_config
+    base = get_config(config)
+    rows = []
+    for rep in range(repeats):
+        for label, cfg in (('config', base), ('override', base.replace(**overrides))):
+            row = run_case(size, cfg, clicks)
+            rows.append({'repeat': rep, 'side': label, 'overrides': overrides,
+                         'decode_ms_median': row['decode_ms_median'],
+                         'decode_ms_p95': row['decode_ms_p95']})
+    return rows
+
+
 def _child_env():
     # Busy-waiting OpenMP threads (the default) make every small op slow on a shared 2-core
     # machine; PASSIVE is what tools/env.sh should export (docs/model.md, "Threads").
@@ -238,7 +257,17 @@ def main(argv=None):
     parser.add_argument('--timeout', type=int, default=300, help='seconds per case')
     parser.add_argument('--include-slow', action='store_true',
                         help='also run cases skipped by default (reference at 1M points)')
+    parser.add_argument('--compare', nargs='+', metavar='FIELD=VALUE',
+                        help='time the first --sizes / --configs case with these config '
+                        'fields changed and unchanged, alternating twice in one process')
     args = parser.parse_args(argv)
+    if args.compare:
+        from pinpoint3d_core.evaluation.overrides import parse_overrides
+        print(machine_line(), flush=True)
+        for row in compare_case(args.sizes[0], args.configs[0], parse_overrides(args.compare),
+                                clicks=args.clicks):
+            print(json.dumps(row), flush=True)
+        return 0
     if args.case or args.train_step:
         import warnings
         warnings.filterwarnings('ignore')
