@@ -47,9 +47,10 @@ SPECS = (
     Spec('component_gap_voxels', -1.0, 'masks keep only the pieces a positive click reaches '
          'over neighbour links up to this many voxel sizes long (0 = keep every labelled '
          "voxel); -1 = the checkpoint's value", -1.0, 1000.0, read_only=True),
-    Spec('click_claim_voxels', -1.0, 'every click gives its own label to the points within '
-         'this many voxel sizes of it along neighbour links, the nearest click winning '
-         "(0 = off); -1 = the checkpoint's value", -1.0, 1000.0, read_only=True),
+    Spec('click_claim_voxels', -1.0, 'a part click gives its part label to the points of '
+         'its object within this many voxel sizes of it along neighbour links, where no other '
+         "click is nearer (0 = off); -1 = the checkpoint's value", -1.0, 1000.0,
+         read_only=True),
     Spec('snap_radius', 0.05, 'clicks farther than this (m) from every point are rejected; '
          'a service request may override it', 0.0, 10.0),
     Spec('max_points', 400000, 'clouds with more points are rejected (memory guard)',
