@@ -88,6 +88,36 @@ def _scores(logits, columns):
     return out
 
 
+# Geodesic distances beyond this many voxel sizes all read as "far": the part prior then
+# leaves the choice between two far parts to the decoder, and each Dijkstra stays local.
+PART_PRIOR_REACH_VOXELS = 20.0
+
+
+def _part_choice(logits, graph, click_columns, cfg):
+    """
+    Per voxel, the part column: decoder log-probabilities plus a geodesic click prior.
+
+    ``click_columns`` maps a part column to the view voxels of its positive clicks. Every
+    ``part_prior_voxels`` voxel sizes a voxel lies farther (along the graph's links) from a
+    column's nearest click than from the nearest click of any part costs that column one
+    unit of log-probability, so one click per part already splits an object where the
+    decoder is unsure, without overriding it where it is confident (docs/model.md, "Part
+    prior"). Columns without clicks are not penalised; with fewer than two clicked columns
+    the prior changes nothing.
+    """
+    tau = cfg.part_prior_voxels
+    if tau <= 0 or not graph.enabled or len(click_columns) < 2:
+        return logits.argmax(dim=1)
+    reach = PART_PRIOR_REACH_VOXELS
+    cols = sorted(click_columns)
+    dist = np.stack([np.minimum(graph.seed_distance(click_columns[j], reach * cfg.voxel_size)
+                                / cfg.voxel_size, reach) for j in cols])
+    prior = np.zeros((logits.shape[1], graph.size), dtype=np.float32)
+    prior[cols] = -(dist - dist.min(axis=0)) / tau
+    prior = torch.as_tensor(prior.T, device=logits.device)
+    return (torch.log_softmax(logits.float(), dim=1) + prior).argmax(dim=1)
+
+
 class Segmenter:
     """A loaded model; ``start`` opens one Session per point cloud."""
 
@@ -153,9 +183,11 @@ class _EncodedView:
             self.enc = model.encode(voxels)
         self.voxel_of_row = voxels.voxel_of_row()   # -1 outside the box
         cfg = model.config
-        # The click claim walks the same links; without the connectivity rule they need only
-        # be as long as the claim radius.
-        gap = cfg.component_gap_voxels if cfg.component_gap_voxels > 0 else cfg.click_claim_voxels
+        # The click claim and the part prior walk the same links; without the connectivity
+        # rule they need only be as long as the claim radius (3 voxel sizes at least).
+        gap = cfg.component_gap_voxels
+        if gap <= 0 and (cfg.click_claim_voxels > 0 or cfg.part_prior_voxels > 0):
+            gap = max(cfg.click_claim_voxels, 3.0)
         self.graph = NeighbourGraph(voxels.xyz, gap * cfg.voxel_size)
 
 
@@ -374,15 +406,21 @@ class Session:
                 device=vcol.device)
         for k, logits in out.part_logits.items():
             inside = vcol == col_of[k]
-            pcol = logits.argmax(dim=1)
-            pids = torch.as_tensor([0] + out.part_ids[k], dtype=torch.long, device=pcol.device)
             click_part = []       # per click: its part column in object k, -1 = not k's
             for _, c, v in in_view:
                 j = -1
                 if c.positive and c.object_id == k:
                     j = out.part_ids[k].index(c.part_id) + 1 if c.part_id else 0
-                    pcol[v] = j
                 click_part.append(j)
+            click_columns = {}
+            for j, (_, _, v) in zip(click_part, in_view):
+                if j >= 0:
+                    click_columns.setdefault(j, []).append(v)
+            pcol = _part_choice(logits, graph, click_columns, cfg)
+            for j, (_, _, v) in zip(click_part, in_view):
+                if j >= 0:
+                    pcol[v] = j
+            pids = torch.as_tensor([0] + out.part_ids[k], dtype=torch.long, device=pcol.device)
             own = torch.as_tensor(click_part, device=pcol.device)[owner.clamp(min=0)]
             pcol = torch.where((owner >= 0) & (own >= 0), own, pcol)
             vox_parts = torch.where(inside, pids[pcol], vox_parts)

@@ -30,7 +30,8 @@ class Spec:
 
 
 # Read-only parameters named after ModelConfig fields: a value >= 0 replaces the checkpoint's.
-INFERENCE_SETTINGS = ('focus_half_extent', 'component_gap_voxels', 'click_claim_voxels')
+INFERENCE_SETTINGS = ('focus_half_extent', 'component_gap_voxels', 'click_claim_voxels',
+                      'part_prior_voxels')
 
 SPECS = (
     Spec('checkpoint', '', "model checkpoint (.pt); '' = the shipped weights/pinpoint3d_small.pt"
@@ -51,6 +52,10 @@ SPECS = (
          'its object within this many voxel sizes of it along neighbour links, where no other '
          "click is nearer (0 = off); -1 = the checkpoint's value", -1.0, 1000.0,
          read_only=True),
+    Spec('part_prior_voxels', -1.0, 'between clicked parts, every this many voxel sizes a '
+         "point lies farther from a part's nearest click than from the nearest part click "
+         'costs that part one unit of log-probability (0 = the part decoder alone); -1 = the '
+         "checkpoint's value", -1.0, 1000.0, read_only=True),
     Spec('snap_radius', 0.05, 'clicks farther than this (m) from every point are rejected; '
          'a service request may override it', 0.0, 10.0),
     Spec('max_points', 400000, 'clouds with more points are rejected (memory guard)',

@@ -129,12 +129,17 @@ EOF
     --objects-per-sample 1 --model "$ckpt_lidar" --override component_gap_voxels=0
   PINPOINT3D_REAL_DATA="$real_data" evaluate ablation_component_gap_voxels_real --real \
     --objects-per-sample 1 --model "$ckpt_lidar" --override component_gap_voxels=0
-  # Click claim off: only the clicked voxel takes the click's label (docs/model.md, "Click
-  # claim"). Part protocols only: the claim never changes an object mask.
-  evaluate ablation_click_claim_voxels --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
-    --model "$ckpt_indoor" --override click_claim_voxels=0
-  evaluate ablation_click_claim_voxels_lidar --scenes "$scenes_lidar" "${per_lidar[@]}" --protocol all-part \
-    --model "$ckpt_lidar" --override click_claim_voxels=0
+  # Part prior off: the part decoder alone splits an object (docs/model.md, "Part prior").
+  # Part protocols only: neither the prior nor the claim ever changes an object mask.
+  evaluate ablation_part_prior_voxels --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
+    --model "$ckpt_indoor" --override part_prior_voxels=0
+  evaluate ablation_part_prior_voxels_lidar --scenes "$scenes_lidar" "${per_lidar[@]}" --protocol all-part \
+    --model "$ckpt_lidar" --override part_prior_voxels=0
+  # The click claim of the fourth release in place of the prior ("Click claim").
+  evaluate ablation_click_claim_instead --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
+    --model "$ckpt_indoor" --override part_prior_voxels=0 --override click_claim_voxels=3
+  evaluate ablation_click_claim_instead_lidar --scenes "$scenes_lidar" "${per_lidar[@]}" --protocol all-part \
+    --model "$ckpt_lidar" --override part_prior_voxels=0 --override click_claim_voxels=3
 fi
 
 # Parallel mode: every evaluation must have succeeded (a failed one fails the card).
@@ -153,7 +158,8 @@ order = ['indoor_all-part', 'indoor_random-part', 'indoor_object', 'lidar_object
          'ablation_scene_norm_stats', 'ablation_focus_half_extent',
          'ablation_focus_half_extent_real', 'ablation_component_gap_voxels',
          'ablation_component_gap_voxels_lidar', 'ablation_component_gap_voxels_real',
-         'ablation_click_claim_voxels', 'ablation_click_claim_voxels_lidar']
+         'ablation_part_prior_voxels', 'ablation_part_prior_voxels_lidar',
+         'ablation_click_claim_instead', 'ablation_click_claim_instead_lidar']
 cols = ['IoU@1', 'IoU@3', 'IoU@5', 'NoC@50', 'NoC@65', 'NoC@80', 'NoC@85', 'NoC@90']
 print('| evaluation | model | samples / targets | ' + ' | '.join(cols)
       + ' | objIoU@1 / 3 / 5 | decode ms/click |')

@@ -70,10 +70,15 @@ class ModelConfig:
     component_gap_voxels: float = 10.0
     # A part click gives its part label to the voxels of its object's mask within this many
     # voxel sizes of it along the links of that graph, where no other click is nearer,
-    # whatever the part decoder says there: a corrective part click always flips its
-    # neighbourhood (docs/model.md, "Click claim"). Object masks are left alone.
-    # 0 = only the clicked voxel takes the click's label, as in the reference.
-    click_claim_voxels: float = 3.0
+    # whatever the part decoder says there (docs/model.md, "Click claim"). Object masks are
+    # left alone. 0 = only the clicked voxel takes the click's label, as in the reference;
+    # off by default since the part prior below does the same job better.
+    click_claim_voxels: float = 0.0
+    # Between the parts of an object that carry clicks, each voxel leans towards the part
+    # whose click is geodesically nearest: every this many voxel sizes of extra distance
+    # costs a part one unit of decoder log-probability (docs/model.md, "Part prior").
+    # 0 = the part decoder's argmax alone, as in the reference.
+    part_prior_voxels: float = 0.5
     # Guards on input size (bounded memory).
     max_points: int = 20_000_000
     max_voxels: int = 2_000_000
@@ -101,7 +106,7 @@ class ModelConfig:
 
 
 REFERENCE = ModelConfig(name='reference', scene_norm_stats=False, component_gap_voxels=0.0,
-                        click_claim_voxels=0.0)
+                        click_claim_voxels=0.0, part_prior_voxels=0.0)
 
 # Widths chosen so one training step (backbone + decoder forward/backward) on a 50k-point
 # indoor scene takes about a second on 2 CPU cores (figures in docs/benchmarks.md).

@@ -78,6 +78,22 @@ class NeighbourGraph:
             out[members[~reached]] = 0
         return out
 
+    def _links(self):
+        """Return the links as a sparse matrix of lengths (built on first use)."""
+        if self._matrix is None:
+            # zero-length links (duplicate positions) would vanish from a sparse matrix
+            w = np.maximum(self.length, 1e-9)
+            self._matrix = csr_matrix((w, (self.src, self.dst)), shape=(self.size, self.size))
+        return self._matrix
+
+    def seed_distance(self, seeds, limit):
+        """Geodesic distance from every node to its nearest seed (inf beyond ``limit``)."""
+        seeds = np.unique(np.asarray(seeds, dtype=np.int64))
+        if not self.enabled or len(seeds) == 0:
+            return np.full(self.size, np.inf)
+        return dijkstra(self._links(), directed=False, indices=seeds, limit=limit,
+                        min_only=True)
+
     def nearest_seed(self, seeds, radius):
         """
         Return, per node, the position in ``seeds`` of the nearest seed along the links.
@@ -90,14 +106,10 @@ class NeighbourGraph:
         seeds = np.asarray(seeds, dtype=np.int64)
         if not self.enabled or radius <= 0 or len(seeds) == 0:
             return out
-        if self._matrix is None:
-            # zero-length links (duplicate positions) would vanish from a sparse matrix
-            w = np.maximum(self.length, 1e-9)
-            self._matrix = csr_matrix((w, (self.src, self.dst)), shape=(self.size, self.size))
         nodes, first_from_end = np.unique(seeds[::-1], return_index=True)
         position = np.full(self.size, -1, dtype=np.int64)
         position[nodes] = len(seeds) - 1 - first_from_end
-        _, _, source = dijkstra(self._matrix, directed=False, indices=nodes, limit=radius,
+        _, _, source = dijkstra(self._links(), directed=False, indices=nodes, limit=radius,
                                 min_only=True, return_predecessors=True)
         reached = source >= 0
         out[reached] = position[source[reached]]
