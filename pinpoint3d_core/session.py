@@ -15,7 +15,7 @@ from pinpoint3d_core.model.checkpoint import (
     default_checkpoint_path, load_checkpoint, load_official_checkpoint)
 from pinpoint3d_core.model.config import get_config
 from pinpoint3d_core.model.connectivity import NeighbourGraph
-from pinpoint3d_core.model.pinpoint3d import PinPoint3D, VoxelClick
+from pinpoint3d_core.model.pinpoint3d import biased_object_logits, PinPoint3D, VoxelClick
 from pinpoint3d_core.model.voxelize import crop_voxels, focus_box, in_box, voxelize
 import torch
 
@@ -374,19 +374,21 @@ class Session:
         in_view = [(order, c, v) for order, c, v in in_view if v >= 0]
         vclicks = [VoxelClick(v, c.object_id if c.positive else 0, c.part_id, order,
                               c.positive) for order, c, v in in_view]
+        cfg = self._seg.config
         t0 = time.perf_counter()
         with torch.inference_mode(), self._autocast():
             out = self._model.decode(
                 view.enc, vclicks, granularity='object' if granularity == 'object' else 'both',
-                part_objects=target_objects, full_part_logits=False)
+                part_objects=target_objects, full_part_logits=False,
+                object_bias=cfg.object_logit_bias)
         ids = np.asarray([0] + out.object_ids, dtype=np.uint32)
-        vcol = out.object_logits.argmax(dim=1)
+        # docs/model.md, "Object logit bias": the masks after few clicks are too tight.
+        vcol = biased_object_logits(out.object_logits, cfg.object_logit_bias).argmax(dim=1)
         # Clicked voxels take their clicked label, as in the reference.
         col_of = {k: i + 1 for i, k in enumerate(out.object_ids)}
         for _, c, v in in_view:
             vcol[v] = col_of[c.object_id] if c.positive else 0
         graph = view.graph
-        cfg = self._seg.config
         if graph.enabled and cfg.component_gap_voxels > 0:
             seeds = {}
             for _, c, v in in_view:

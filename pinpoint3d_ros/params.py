@@ -31,7 +31,7 @@ class Spec:
 
 # Read-only parameters named after ModelConfig fields: a value >= 0 replaces the checkpoint's.
 INFERENCE_SETTINGS = ('focus_half_extent', 'component_gap_voxels', 'click_claim_voxels',
-                      'part_prior_voxels')
+                      'part_prior_voxels', 'object_logit_bias')
 
 SPECS = (
     Spec('checkpoint', '', "model checkpoint (.pt); '' = the shipped weights/pinpoint3d_small.pt"
@@ -55,6 +55,9 @@ SPECS = (
     Spec('part_prior_voxels', -1.0, 'between clicked parts, every this many voxel sizes a '
          "point lies farther from a part's nearest click than from the nearest part click "
          'costs that part one unit of log-probability (0 = the part decoder alone); -1 = the '
+         "checkpoint's value", -1.0, 1000.0, read_only=True),
+    Spec('object_logit_bias', -1.0, "added to each clicked object's logit before a point "
+         'is labelled: larger = wider object masks (0 = the plain argmax); -1 = the '
          "checkpoint's value", -1.0, 1000.0, read_only=True),
     Spec('snap_radius', 0.05, 'clicks farther than this (m) from every point are rejected; '
          'a service request may override it', 0.0, 10.0),

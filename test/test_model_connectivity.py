@@ -52,7 +52,7 @@ def test_sparse_rings_stay_one_piece():
 @pytest.fixture(scope='module')
 def segmenters(minkowski):
     from pinpoint3d_core.session import Segmenter
-    cfg = get_config('small').replace(focus_half_extent=0.0, click_claim_voxels=0.0)
+    cfg = get_config('small').replace(focus_half_extent=0.0, object_logit_bias=0.0)
     return (Segmenter.untrained(cfg, seed=0, device='cpu'),
             Segmenter.untrained(cfg.replace(component_gap_voxels=0.0), seed=0, device='cpu'))
 

@@ -95,6 +95,21 @@ class Adapter(nn.Module):
         return x + self.scale * self.net(x)
 
 
+def biased_object_logits(object_logits, bias):
+    """
+    Return the object logits with ``bias`` added to every object column (not background).
+
+    Inference calibration (``ModelConfig.object_logit_bias``): trained with one scene per
+    step, the decoders' masks come out tight; a head start over the background queries
+    widens them without retraining.
+    """
+    if not bias:
+        return object_logits
+    out = object_logits.float().clone()
+    out[:, 1:] += bias
+    return out
+
+
 def object_log_probs(object_logits, column):
     """Return (log p(object), log p(not object)) per row for ``gate_by_object``."""
     x = object_logits.float()
@@ -267,7 +282,7 @@ class PinPoint3D(nn.Module):
                 raise ClickError(f'click {i}: part_id must be >= 0, got {c.part_id}')
 
     def decode(self, enc, clicks, granularity='both', aux=False, part_objects=None,
-               full_part_logits=True):
+               full_part_logits=True, object_bias=0.0):
         """
         Decode the whole click history; returns DecodeOutput with per-voxel logits.
 
@@ -275,6 +290,9 @@ class PinPoint3D(nn.Module):
         with part clicks, one part-decoder pass each). ``aux`` adds the earlier layers' logits.
         ``full_part_logits=False`` (interactive use) computes part logits only on voxels the
         object logits assign to that object; other rows read (0, -inf, ...) = no part.
+        ``object_bias`` (inference calibration, ``biased_object_logits``) is added to the
+        object columns wherever the part decoder reads object membership, so parts cover the
+        widened masks; ``object_logits`` in the output stay raw.
         """
         self.check_clicks(clicks, enc.num_voxels)
         dev = enc.features.device
@@ -308,6 +326,7 @@ class PinPoint3D(nn.Module):
         out = DecodeOutput(object_ids, object_logits, {}, {}, aux_obj, [], tok_logits, {})
         if granularity == 'object':
             return out
+        member_logits = biased_object_logits(object_logits, object_bias)
 
         obj_final_scene = scene
         tok_obj_labels = tok_logits.argmax(dim=1)
@@ -359,7 +378,7 @@ class PinPoint3D(nn.Module):
             rows = None
             if not full_part_logits:
                 if vox_obj_labels is None:
-                    vox_obj_labels = object_logits.argmax(dim=1)
+                    vox_obj_labels = member_logits.argmax(dim=1)
                     # Clicked voxels count as their clicked object (callers override them).
                     vox_obj_labels[vox[:nfg]] = groups[:nfg]
                     vox_obj_labels[vox[nfg:]] = 0
@@ -367,11 +386,11 @@ class PinPoint3D(nn.Module):
             for li, (_, psc, pem, _) in enumerate(steps[:-1]):
                 if aux:
                     aux_parts[li][k] = self._part_voxel_logits(
-                        enc, psc, pem, pgroups, len(parts), psegs, object_logits, col[k], rows)
+                        enc, psc, pem, pgroups, len(parts), psegs, member_logits, col[k], rows)
             _, psc, pem, ptok = steps[-1]
             out.part_ids[k] = parts
             out.part_logits[k] = self._part_voxel_logits(
-                enc, psc, pem, pgroups, len(parts), psegs, object_logits, col[k], rows)
+                enc, psc, pem, pgroups, len(parts), psegs, member_logits, col[k], rows)
             out.token_part_logits[k] = ptok
         out.aux_part_logits = aux_parts
         return out
