@@ -170,10 +170,10 @@ def test_inference_settings_replace_the_checkpoints_only_when_set(make_node):
     cfg = default._segmenter.config
     names = ('focus_half_extent', 'component_gap_voxels', 'click_claim_voxels',
              'part_prior_voxels', 'object_logit_bias')
-    assert [getattr(cfg, k) for k in names] == [2.0, 10.0, 0.0, 0.5, 6.0]   # 'small'
-    node = make_node(**dict.fromkeys(names, 0.0))
+    assert [getattr(cfg, k) for k in names] == [2.0, 10.0, 0.0, 0.5, 0.0]   # 'small'
+    node = make_node(**{**dict.fromkeys(names, 0.0), 'object_logit_bias': 6.0})
     cfg = node._segmenter.config
-    assert [getattr(cfg, k) for k in names] == [0.0] * 5
+    assert [getattr(cfg, k) for k in names] == [0.0] * 4 + [6.0]
     pts = scene()
     resp = call(node, clicks=[(pts[-1], 1, 0, True)], reset=True, cloud=cloud_msg(pts))
     assert resp.success, resp.message

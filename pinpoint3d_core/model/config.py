@@ -65,10 +65,10 @@ class ModelConfig:
     # box indoors) and the rest of the cloud reads background; 0 = always the whole cloud.
     focus_half_extent: float = 0.0
     # Added to every clicked object's logit (against the background queries) before the
-    # per-voxel argmax: the trained decoders' masks after one click are nearly all precision
-    # and half the recall (docs/model.md, "Object logit bias"). 0 = plain argmax, as in the
-    # reference.
-    object_logit_bias: float = 6.0
+    # per-voxel argmax; > 0 widens object masks. On synthetic validation scenes 6 helps (the
+    # masks after one click are nearly all precision, half the recall), on the real LiDAR
+    # scans it hurts, so it is off (docs/model.md, "Object logit bias"). 0 = plain argmax.
+    object_logit_bias: float = 0.0
     # Pieces of a predicted object that no positive click of it reaches, over a nearest-
     # neighbour graph with edges up to this many voxel sizes long, read background
     # (model/connectivity.py); 0 = keep every voxel the decoder labels, as the reference does.
@@ -111,7 +111,7 @@ class ModelConfig:
 
 
 REFERENCE = ModelConfig(name='reference', scene_norm_stats=False, component_gap_voxels=0.0,
-                        click_claim_voxels=0.0, part_prior_voxels=0.0, object_logit_bias=0.0)
+                        click_claim_voxels=0.0, part_prior_voxels=0.0)
 
 # Widths chosen so one training step (backbone + decoder forward/backward) on a 50k-point
 # indoor scene takes about a second on 2 CPU cores (figures in docs/benchmarks.md).
