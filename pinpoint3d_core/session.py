@@ -400,8 +400,8 @@ class Session:
         object_scores = _scores(out.token_object_logits, col_of)
         vox_parts = torch.zeros_like(vcol)
         part_scores = {}
-        # Part clicks claim their neighbourhood inside the object's mask (docs/model.md,
-        # "Click claim"); every click takes part in the nearest-click contest.
+        # Part clicks may claim their neighbourhood inside the object's mask (docs/model.md,
+        # "Click claim"; off by default); every click takes part in the nearest-click contest.
         if out.part_logits:
             owner = torch.as_tensor(graph.nearest_seed(
                 [v for _, _, v in in_view], cfg.click_claim_voxels * cfg.voxel_size),
@@ -409,15 +409,13 @@ class Session:
         for k, logits in out.part_logits.items():
             inside = vcol == col_of[k]
             click_part = []       # per click: its part column in object k, -1 = not k's
+            click_columns = {}    # part column -> its clicked voxels
             for _, c, v in in_view:
                 j = -1
                 if c.positive and c.object_id == k:
                     j = out.part_ids[k].index(c.part_id) + 1 if c.part_id else 0
-                click_part.append(j)
-            click_columns = {}
-            for j, (_, _, v) in zip(click_part, in_view):
-                if j >= 0:
                     click_columns.setdefault(j, []).append(v)
+                click_part.append(j)
             pcol = _part_choice(logits, graph, click_columns, cfg)
             for j, (_, _, v) in zip(click_part, in_view):
                 if j >= 0:
