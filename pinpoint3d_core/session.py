@@ -382,7 +382,7 @@ class Session:
                 part_objects=target_objects, full_part_logits=False,
                 object_bias=cfg.object_logit_bias)
         ids = np.asarray([0] + out.object_ids, dtype=np.uint32)
-        # docs/model.md, "Object logit bias": the masks after few clicks are too tight.
+        # docs/model.md, "Object logit bias" (off by default).
         vcol = biased_object_logits(out.object_logits, cfg.object_logit_bias).argmax(dim=1)
         # Clicked voxels take their clicked label, as in the reference.
         col_of = {k: i + 1 for i, k in enumerate(out.object_ids)}
