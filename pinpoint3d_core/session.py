@@ -402,7 +402,8 @@ class Session:
         part_scores = {}
         # Part clicks may claim their neighbourhood inside the object's mask (docs/model.md,
         # "Click claim"; off by default); every click takes part in the nearest-click contest.
-        if out.part_logits:
+        owner = None
+        if out.part_logits and cfg.click_claim_voxels > 0:
             owner = torch.as_tensor(graph.nearest_seed(
                 [v for _, _, v in in_view], cfg.click_claim_voxels * cfg.voxel_size),
                 device=vcol.device)
@@ -421,8 +422,9 @@ class Session:
                 if j >= 0:
                     pcol[v] = j
             pids = torch.as_tensor([0] + out.part_ids[k], dtype=torch.long, device=pcol.device)
-            own = torch.as_tensor(click_part, device=pcol.device)[owner.clamp(min=0)]
-            pcol = torch.where((owner >= 0) & (own >= 0), own, pcol)
+            if owner is not None:
+                own = torch.as_tensor(click_part, device=pcol.device)[owner.clamp(min=0)]
+                pcol = torch.where((owner >= 0) & (own >= 0), own, pcol)
             vox_parts = torch.where(inside, pids[pcol], vox_parts)
             pscores = _scores(out.token_part_logits[k],
                               {p: j for j, p in enumerate(out.part_ids[k], start=1)})
