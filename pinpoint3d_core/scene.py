@@ -7,6 +7,7 @@ loading a file can never execute code.
 """
 
 from dataclasses import dataclass, field
+import glob
 import json
 import os
 
@@ -256,3 +257,35 @@ def read_any(path, object_ids=None, part_ids=None):
     if ext in ('.ply', '.pcd'):
         return read_point_file(path, object_ids, part_ids)
     raise SceneFormatError(f'{path}: unknown extension {ext!r}; use .npz, .bin, .ply or .pcd')
+
+
+def stuff_ids(scene):
+    """Object ids the scene's meta marks as stuff (floor, wall, road...): never targets."""
+    objs = (scene.meta or {}).get('objects', {})
+    return {int(k) for k, v in objs.items() if isinstance(v, dict) and v.get('stuff')}
+
+
+def scene_paths(specs):
+    """Expand directories and globs into a sorted list of scene files."""
+    exts = ('.npz', '.ply', '.pcd', '.bin')
+    out = []
+    for spec in specs:
+        spec = os.fspath(spec)
+        if os.path.isdir(spec):
+            out += sorted(p for p in glob.glob(os.path.join(spec, '**', '*'), recursive=True)
+                          if p.lower().endswith(exts))
+        elif any(ch in spec for ch in '*?['):
+            out += sorted(glob.glob(spec))
+        elif os.path.isfile(spec):
+            out.append(spec)
+        else:
+            raise SceneFormatError(f'{spec}: no such scene file or directory')
+    if not out:
+        raise SceneFormatError(f'no scene files (.npz/.ply/.pcd/.bin) found in {list(specs)}')
+    return out
+
+
+def named_scenes(paths):
+    """Yield (name, Scene) for scene files, the name being the file name without extension."""
+    for p in paths:
+        yield os.path.splitext(os.path.basename(p))[0], read_any(p)

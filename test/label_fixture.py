@@ -61,10 +61,10 @@ def run_case(segmenter, scene, protocol, clicks_per_target=CLICKS_PER_TARGET):
     samples = harness.make_samples(scene, protocol, 'fixture', seed=0)
     sample = samples[0]
     session = segmenter.start(scene.coords, scene.colors, scene.intensity)
-    dom = harness._click_domain(np.asarray(scene.coords, np.float64), sample.gt, 0.05)
+    dom = harness.click_domain(np.asarray(scene.coords, np.float64), sample.gt, 0.05)
     dom_xyz = np.asarray(scene.coords, np.float64)[dom]
     dom_gt = sample.gt[dom]
-    click = harness.default_click_type()
+    from pinpoint3d_core.interaction import Click as click
 
     def make(c):
         if sample.level == 'object':
@@ -82,7 +82,7 @@ def run_case(segmenter, scene, protocol, clicks_per_target=CLICKS_PER_TARGET):
     while True:
         pred = session.predict(granularity)
         out.append(digest(pred.object_ids, pred.part_ids))
-        lab = harness._labels_of(pred, sample)
+        lab = harness.labels_of(pred, sample)
         if len(clicked) >= budget:
             break
         nxt = clicksim.next_click(dom_xyz, dom_gt, lab[dom], exclude=clicked)
@@ -108,9 +108,8 @@ def record(cases=CASES):
         scene = scenes[source]
         segmenter = loaded[weights]
         if settings:
-            from pinpoint3d_core.evaluation.overrides import apply_overrides
-            segmenter = apply_overrides(
-                Segmenter.load(os.path.join(weights_dir, weights), device='cpu'), settings)
+            segmenter = Segmenter.load(os.path.join(weights_dir, weights), device='cpu',
+                                       inference=settings)
         entry = run_case(segmenter, scene, protocol)
         entry['scene'] = digest(scene.coords, scene.object_ids, scene.part_ids)
         label = ','.join(f'{k}={v}' for k, v in sorted(settings.items()))

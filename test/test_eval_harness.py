@@ -9,7 +9,7 @@ from pinpoint3d_core.cli import main
 from pinpoint3d_core.evaluation import harness
 from pinpoint3d_core.evaluation.baseline import GraphBaselineSegmenter
 from pinpoint3d_core.scene import save_scene
-from pinpoint3d_core.training.toy import toy_scene
+from pinpoint3d_core.toyscenes import toy_scene
 
 
 def test_samples_per_protocol_are_deterministic():

@@ -9,7 +9,7 @@ from pinpoint3d_core.evaluation.overrides import (apply_overrides, override_labe
 from pinpoint3d_core.model.checkpoint import save_checkpoint
 from pinpoint3d_core.scene import save_scene
 from pinpoint3d_core.session import Segmenter
-from pinpoint3d_core.training.toy import toy_scene
+from pinpoint3d_core.toyscenes import toy_scene
 import pytest
 
 

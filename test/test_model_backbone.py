@@ -1,9 +1,9 @@
 """Sparse backbone: reference key layout and row alignment of voxel features."""
 
 import numpy as np
-from pinpoint3d_core.benchmarks.model import procedural_room
 from pinpoint3d_core.model.config import get_config
 from pinpoint3d_core.model.voxelize import voxelize
+from pinpoint3d_core.toyscenes import benchmark_room
 import pytest
 import torch
 
@@ -30,7 +30,7 @@ def test_voxel_rows_stay_aligned_when_order_changes(me):
     from pinpoint3d_core.model.backbone import backbone_features, Res16UNet
     torch.manual_seed(0)
     bb = Res16UNet(get_config('small')).eval()
-    room = procedural_room(3000, seed=2)
+    room = benchmark_room(3000, seed=2)
     vox = voxelize(room['points'], room['colors'])
     perm = np.random.default_rng(0).permutation(vox.num_voxels)
     with torch.no_grad():

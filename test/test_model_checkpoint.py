@@ -191,7 +191,7 @@ def _small_model(seed=0):
 def test_project_checkpoint_round_trip_and_errors(minkowski, tmp_path):
     model = _small_model()
     path = save_checkpoint(tmp_path / 'm.pt', model, metadata={'epochs': 3})
-    loaded, meta = load_checkpoint(path, expected_config='small')
+    loaded, meta, _ = load_checkpoint(path, expected_config='small')
     assert meta == {'epochs': 3}
     for k, v in model.state_dict().items():
         assert torch.equal(v, loaded.state_dict()[k]), k

@@ -1,9 +1,9 @@
 """Mask connectivity: pieces no click reaches go back to the background."""
 
 import numpy as np
-from pinpoint3d_core.benchmarks.model import procedural_room
+from pinpoint3d_core.inference.graph import NeighbourGraph
 from pinpoint3d_core.model.config import get_config
-from pinpoint3d_core.model.connectivity import NeighbourGraph
+from pinpoint3d_core.toyscenes import benchmark_room
 import pytest
 
 
@@ -52,14 +52,15 @@ def test_sparse_rings_stay_one_piece():
 @pytest.fixture(scope='module')
 def segmenters(minkowski):
     from pinpoint3d_core.session import Segmenter
-    cfg = get_config('small').replace(focus_half_extent=0.0, object_logit_bias=0.0)
-    return (Segmenter.untrained(cfg, seed=0, device='cpu'),
-            Segmenter.untrained(cfg.replace(component_gap_voxels=0.0), seed=0, device='cpu'))
+    on = {'focus_half_extent': 0.0, 'object_logit_bias': 0.0}
+    return (Segmenter.untrained('small', seed=0, device='cpu', inference=on),
+            Segmenter.untrained('small', seed=0, device='cpu',
+                                inference=dict(on, component_gap_voxels=0.0)))
 
 
 def test_session_masks_are_the_clicked_pieces_of_the_raw_masks(segmenters):
     from pinpoint3d_core.session import Click
-    room = procedural_room(6000, seed=1)
+    room = benchmark_room(6000, seed=1)
     pts = room['points'].astype(np.float64)
     on = [int(np.flatnonzero(room['object_ids'] == k)[0]) for k in (1, 2)]
     clicks = [Click(index=on[0], object_id=1), Click(index=on[1], object_id=2)]
@@ -72,7 +73,7 @@ def test_session_masks_are_the_clicked_pieces_of_the_raw_masks(segmenters):
     assert raw.any()
     # the filter only ever removes labels, and removes exactly the unreached pieces
     assert np.all((filtered == raw) | (filtered == 0))
-    gap = segmenters[0].config.component_gap_voxels * segmenters[0].config.voxel_size
+    gap = segmenters[0].inference.component_gap_voxels * segmenters[0].config.voxel_size
     expected = clicked_pieces(pts, raw, {1: [on[0]], 2: [on[1]]}, gap)
     agree = np.mean(expected == filtered)
     assert agree > 0.98, agree    # voxel vs point graphs differ only at the margins
@@ -94,7 +95,7 @@ def test_nearest_seed_is_geodesic_bounded_and_last_click_wins():
 
 def test_part_clicks_claim_their_neighbourhood_inside_the_object(minkowski):
     from pinpoint3d_core.session import Click, Segmenter
-    room = procedural_room(6000, seed=3)   # untrained seed 0 gives object 1 some voxels
+    room = benchmark_room(6000, seed=3)   # untrained seed 0 gives object 1 some voxels
     pts = room['points'].astype(np.float64)
     obj, part = room['object_ids'], room['part_ids']
     with_part = [k for k in np.unique(obj[part > 0]) if k > 0][0]
@@ -102,11 +103,12 @@ def test_part_clicks_claim_their_neighbourhood_inside_the_object(minkowski):
     bg = int(np.flatnonzero(obj == 0)[0])
     clicks = [Click(index=on_part, object_id=1, part_id=int(part[on_part])),
               Click(index=bg, positive=False)]
-    cfg = get_config('small').replace(focus_half_extent=0.0)
+    cfg = get_config('small')
     preds = {}
     for claim in (0.0, 6.0):
-        s = Segmenter.untrained(cfg.replace(click_claim_voxels=claim), seed=0,
-                                device='cpu').start(pts, room['colors'])
+        settings = {'focus_half_extent': 0.0, 'click_claim_voxels': claim}
+        s = Segmenter.untrained(cfg, seed=0, device='cpu', inference=settings).start(
+            pts, room['colors'])
         s.add_clicks(clicks)
         preds[claim] = s.predict('both')
         seeds = [s.voxels.voxel_of_row()[c.index] for c in clicks]
@@ -114,7 +116,7 @@ def test_part_clicks_claim_their_neighbourhood_inside_the_object(minkowski):
     np.testing.assert_array_equal(preds[0.0].object_ids, preds[6.0].object_ids)
     # points of the object nearer to the part click than to the negative one, within 6
     # voxel sizes along the links, carry the clicked part
-    owner = s._view.graph.nearest_seed(seeds, 6.0 * cfg.voxel_size)[s.voxels.voxel_of_row()]
+    owner = s.graph.nearest_seed(seeds, 6.0 * cfg.voxel_size)[s.voxels.voxel_of_row()]
     mine = (owner == 0) & (np.asarray(preds[6.0].object_ids) == 1)
     assert mine.sum() >= 5
     clicked_part = np.asarray(preds[6.0].part_ids)[mine]

@@ -1,24 +1,23 @@
 """The object logit bias widens object masks monotonically and leaves clicked voxels alone."""
 
 import numpy as np
-from pinpoint3d_core.benchmarks.model import procedural_room
-from pinpoint3d_core.model.config import get_config
+from pinpoint3d_core.toyscenes import benchmark_room
 
 
 def test_bias_grows_masks_from_the_plain_argmax(minkowski):
     from pinpoint3d_core.session import Click, Segmenter
-    room = procedural_room(6000, seed=3)
+    room = benchmark_room(6000, seed=3)
     pts = room['points'].astype(np.float64)
     obj = room['object_ids']
     target = int(np.unique(obj[obj > 0])[0])
     on = int(np.flatnonzero(obj == target)[0])
     bg = int(np.flatnonzero(obj == 0)[0])
     clicks = [Click(index=on, object_id=1), Click(index=bg, positive=False)]
-    cfg = get_config('small').replace(focus_half_extent=0.0)
     masks = {}
     for bias in (0.0, 2.0, 1000.0):
-        s = Segmenter.untrained(cfg.replace(object_logit_bias=bias), seed=0,
-                                device='cpu').start(pts, room['colors'])
+        settings = {'focus_half_extent': 0.0, 'object_logit_bias': bias}
+        s = Segmenter.untrained('small', seed=0, device='cpu', inference=settings).start(
+            pts, room['colors'])
         s.add_clicks(clicks)
         masks[bias] = np.asarray(s.predict('object').object_ids) == 1
     # plain argmax is a subset of the biased one, which is a subset of "every voxel the

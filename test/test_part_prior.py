@@ -1,9 +1,11 @@
 """The geodesic part prior: one click per part splits an object where the decoder is unsure."""
 
 import numpy as np
-from pinpoint3d_core.benchmarks.model import procedural_room
+from pinpoint3d_core.inference import rules
+from pinpoint3d_core.inference.graph import NeighbourGraph
+from pinpoint3d_core.inference.view import ViewClick, ViewLabels
 from pinpoint3d_core.model.config import get_config
-from pinpoint3d_core.model.connectivity import NeighbourGraph
+from pinpoint3d_core.toyscenes import benchmark_room
 import pytest
 import torch
 
@@ -17,11 +19,18 @@ def _chain(n=21):
 
 
 def _choice(logits, clicks, tau=1.0):
-    from pinpoint3d_core.session import _part_choice
-    cfg = get_config('small').replace(voxel_size=VOXEL, part_prior_voxels=tau)
-    graph = _chain(len(logits))
-    return _part_choice(torch.as_tensor(logits, dtype=torch.float32), graph, clicks,
-                        cfg).numpy()
+    """Part columns of one object (part ids 10, 20, ...) from clicks {column: [voxels]}."""
+    logits = torch.as_tensor(logits, dtype=torch.float32)
+    part_ids = [10 * (j + 1) for j in range(logits.shape[1] - 1)]
+    vclicks = [ViewClick(v, 1, part_ids[j - 1] if j else 0, True)
+               for j, voxels in sorted(clicks.items()) for v in voxels]
+    view = ViewLabels(vclicks, _chain(len(logits)), VOXEL, [1], torch.zeros(len(logits), 2),
+                      {1: part_ids}, {1: logits})
+    if tau > 0:
+        rules.part_prior(view, temperature_voxels=tau)
+    else:
+        rules.argmax_parts(view)
+    return view.part_labels[1].numpy()
 
 
 def test_seed_distance_is_geodesic_and_bounded():
@@ -61,7 +70,7 @@ def test_one_clicked_part_changes_nothing(minkowski):
 
 @pytest.fixture(scope='module')
 def object_with_two_parts():
-    room = procedural_room(6000, seed=3)
+    room = benchmark_room(6000, seed=3)
     obj, part = room['object_ids'], room['part_ids']
     for k in np.unique(obj[part > 0]):
         parts = np.unique(part[(obj == k) & (part > 0)])
@@ -77,15 +86,17 @@ def object_with_two_parts():
 
 def test_session_parts_follow_the_prior_and_objects_do_not_move(
         minkowski, object_with_two_parts):
-    from pinpoint3d_core.session import Click, PART_PRIOR_REACH_VOXELS, Segmenter
+    from pinpoint3d_core.session import Click, Segmenter
     room, rows, part_ids = object_with_two_parts
     pts = room['points'].astype(np.float64)
     clicks = [Click(index=r, object_id=1, part_id=p) for r, p in zip(rows, part_ids)]
-    cfg = get_config('small').replace(focus_half_extent=0.0, click_claim_voxels=0.0)
+    cfg = get_config('small')
     preds = {}
     for tau in (0.0, 1e-3):
-        s = Segmenter.untrained(cfg.replace(part_prior_voxels=tau), seed=0,
-                                device='cpu').start(pts, room['colors'])
+        settings = {'focus_half_extent': 0.0, 'click_claim_voxels': 0.0,
+                    'part_prior_voxels': tau}
+        s = Segmenter.untrained(cfg, seed=0, device='cpu', inference=settings).start(
+            pts, room['colors'])
         s.add_clicks(clicks)
         preds[tau] = s.predict('both')
     np.testing.assert_array_equal(preds[0.0].object_ids, preds[1e-3].object_ids)
@@ -93,7 +104,7 @@ def test_session_parts_follow_the_prior_and_objects_do_not_move(
     # the reach of one, every point carries the label of its geodesically nearest click (all three
     # columns, the object's no-part column included, carry a click here).
     vrow = s.voxels.voxel_of_row()
-    graph, limit = s._view.graph, PART_PRIOR_REACH_VOXELS * cfg.voxel_size
+    graph, limit = s.graph, rules.PART_PRIOR_REACH_VOXELS * cfg.voxel_size
     d = np.stack([graph.seed_distance([vrow[r]], limit) for r in rows])[:, vrow]
     ordered = np.sort(np.minimum(d, 1e9), axis=0)
     mine = (np.asarray(preds[1e-3].object_ids) == 1) & np.isfinite(ordered[0]) & (

@@ -167,12 +167,12 @@ def test_default_checkpoint_is_the_shipped_file_or_says_untrained(make_node):
 
 def test_inference_settings_replace_the_checkpoints_only_when_set(make_node):
     default = make_node()
-    cfg = default._segmenter.config
+    cfg = default._segmenter.inference
     names = ('focus_half_extent', 'component_gap_voxels', 'click_claim_voxels',
              'part_prior_voxels', 'object_logit_bias')
     assert [getattr(cfg, k) for k in names] == [2.0, 10.0, 0.0, 0.5, 0.0]   # 'small'
     node = make_node(**{**dict.fromkeys(names, 0.0), 'object_logit_bias': 6.0})
-    cfg = node._segmenter.config
+    cfg = node._segmenter.inference
     assert [getattr(cfg, k) for k in names] == [0.0] * 4 + [6.0]
     pts = scene()
     resp = call(node, clicks=[(pts[-1], 1, 0, True)], reset=True, cloud=cloud_msg(pts))

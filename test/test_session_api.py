@@ -1,9 +1,8 @@
 """Session API: clicks, predictions at full resolution, undo/reset, bad inputs."""
 
 import numpy as np
-from pinpoint3d_core.benchmarks.model import procedural_room
 from pinpoint3d_core.errors import ClickError, InvalidCloudError, Pinpoint3DError
-from pinpoint3d_core.model.config import get_config
+from pinpoint3d_core.toyscenes import benchmark_room
 import pytest
 
 
@@ -15,7 +14,7 @@ def segmenter(minkowski):
 
 @pytest.fixture(scope='module')
 def room():
-    return procedural_room(6000, seed=1)
+    return benchmark_room(6000, seed=1)
 
 
 def _idx(room, obj, part=None, k=0):
@@ -206,14 +205,12 @@ def test_duplicated_points_are_well_defined(segmenter, room):
 
 def test_too_many_points_or_voxels(room):
     from pinpoint3d_core.session import Segmenter
-    cfg = get_config('small').replace(max_points=1000)
-    seg = Segmenter.untrained(config=cfg, device='cpu')
+    seg = Segmenter.untrained(config='small', device='cpu', inference={'max_points': 1000})
     with pytest.raises(InvalidCloudError, match='limit of 1,000'):
         seg.start(room['points'])
-    cfg = get_config('small').replace(max_voxels=500)
-    seg = Segmenter.untrained(config=cfg, device='cpu')
+    # per session, without rebuilding the model
     with pytest.raises(InvalidCloudError, match='voxels'):
-        seg.start(room['points'])
+        seg.start(room['points'], inference={'max_points': 10 ** 6, 'max_voxels': 500})
 
 
 def test_two_million_points_bounded(segmenter):
@@ -232,7 +229,7 @@ def test_two_million_points_bounded(segmenter):
 
 def _far_room():
     """Two copies of the test room 30 m apart: objects 1..k near, 101.. far."""
-    near = procedural_room(6000, seed=1)
+    near = benchmark_room(6000, seed=1)
     far_pts = near['points'] + np.array([30.0, 0.0, 0.0], dtype=near['points'].dtype)
     obj = np.concatenate([near['object_ids'], np.where(near['object_ids'] > 0,
                                                        near['object_ids'] + 100, 0)])
@@ -242,7 +239,7 @@ def _far_room():
 
 def test_focus_box_labels_only_near_the_clicks_and_follows_them(segmenter):
     from pinpoint3d_core.session import Click
-    assert segmenter.config.focus_half_extent == 2.0   # the small config's box
+    assert segmenter.inference.focus_half_extent == 2.0   # the small config's box
     pts, colors, obj = _far_room()
     s = segmenter.start(pts, colors)
     assert s.encoding is None               # nothing encoded before a click
@@ -268,10 +265,10 @@ def test_focus_box_labels_only_near_the_clicks_and_follows_them(segmenter):
 
 def test_focus_box_covering_everything_equals_whole_cloud(room):
     from pinpoint3d_core.session import Click, Segmenter
-    whole = Segmenter.untrained(config=get_config('small').replace(focus_half_extent=0.0),
-                                seed=0, device='cpu')
-    boxed = Segmenter.untrained(config=get_config('small').replace(focus_half_extent=1e4),
-                                seed=0, device='cpu')
+    whole = Segmenter.untrained(config='small', seed=0, device='cpu',
+                                inference={'focus_half_extent': 0.0})
+    boxed = Segmenter.untrained(config='small', seed=0, device='cpu',
+                                inference={'focus_half_extent': 1e4})
     clicks = [Click(index=_idx(room, 1, 1), object_id=1, part_id=1),
               Click(index=_idx(room, 0), object_id=0, positive=False)]
     preds = []

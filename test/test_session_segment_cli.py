@@ -3,16 +3,16 @@
 import json
 
 import numpy as np
-from pinpoint3d_core.benchmarks.model import procedural_room
 from pinpoint3d_core.cli import main
 from pinpoint3d_core.scene import load_scene, save_scene, Scene
 from pinpoint3d_core.segment_cli import parse_click_spec
+from pinpoint3d_core.toyscenes import benchmark_room
 import pytest
 
 
 @pytest.fixture(scope='module')
 def scene_file(minkowski, tmp_path_factory):
-    r = procedural_room(4000, 0)
+    r = benchmark_room(4000, 0)
     path = tmp_path_factory.mktemp('seg') / 'room.npz'
     save_scene(path, Scene(r['points'], r['colors'], None, r['object_ids'], r['part_ids']))
     return path, r

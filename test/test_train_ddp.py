@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from pinpoint3d_core.scene import save_scene
-from pinpoint3d_core.training.toy import toy_scene
+from pinpoint3d_core.toyscenes import toy_scene
 
 
 def test_torchrun_two_processes_gloo(minkowski, tmp_path):

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 from pinpoint3d_core.scene import save_scene
-from pinpoint3d_core.training.toy import toy_scene
+from pinpoint3d_core.toyscenes import toy_scene
 from pinpoint3d_core.training.trainer import freeze_for_stage, TrainConfig, Trainer
 import pytest
 import torch
@@ -101,4 +101,4 @@ def test_checkpoint_records_the_training_focus_crop(minkowski, tmp_path):
     cfg = TrainConfig(model='small', steps=1, batch_size=1, kinds=('toy',), focus_crop=0.7,
                       max_rounds=1, warmup=1)
     Trainer(cfg, str(tmp_path), workers=0, threads=1, progress=False).train()
-    assert read_checkpoint(str(tmp_path / 'model.pt'))['config']['focus_half_extent'] == 0.7
+    assert read_checkpoint(str(tmp_path / 'model.pt'))['inference']['focus_half_extent'] == 0.7

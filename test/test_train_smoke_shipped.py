@@ -13,10 +13,10 @@ import subprocess
 import sys
 
 from pinpoint3d_core.evaluation import harness
-from pinpoint3d_core.scene import save_scene
+from pinpoint3d_core.scene import named_scenes, save_scene, scene_paths
 from pinpoint3d_core.session import Segmenter
 from pinpoint3d_core.synth import generate_scene
-from pinpoint3d_core.training.toy import toy_scene
+from pinpoint3d_core.toyscenes import toy_scene
 import pytest
 
 SHIPPED = Path(__file__).resolve().parents[1] / 'weights' / 'pinpoint3d_small.pt'
@@ -93,7 +93,7 @@ def test_shipped_lidar_weights_segment_real_scans():
     assert SHIPPED_LIDAR.is_file(), f'{SHIPPED_LIDAR} is missing: ship the LiDAR weights'
     seg = Segmenter.load(str(SHIPPED_LIDAR), device='cpu')
     assert not seg.untrained and seg.config.name == 'small_lidar'
-    scenes = harness.named_scenes(harness.scene_paths([real]))
+    scenes = named_scenes(scene_paths([real]))
     summary, _, _ = harness.run_evaluation(seg, scenes, 'object', max_clicks=MAX_CLICKS,
                                            objects_per_sample=1)
     print(f"shipped LiDAR weights on real scans: object IoU@1/2/3 = {summary['IoU@1']:.1f} / "

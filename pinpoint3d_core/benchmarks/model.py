@@ -3,7 +3,7 @@ Model speed and memory: encode time, per-click decode time, peak memory per scen
 
 Every case runs in its own subprocess so that peak resident memory (VmHWM from
 /proc/self/status; tracemalloc does not see torch allocations) belongs to that case alone.
-Scenes are a procedural room (walls, floor, a table, a chair and a cabinet with parts).
+Scenes are ``toyscenes.benchmark_room`` (walls, floor, a table, a chair and a cabinet).
 """
 
 import argparse
@@ -15,66 +15,13 @@ import sys
 import time
 
 import numpy as np
+from pinpoint3d_core.toyscenes import benchmark_room
 
 DEFAULT_SIZES = (10_000, 100_000, 300_000, 1_000_000)
 DEFAULT_CONFIGS = ('small', 'reference')
 # Cases skipped unless --include-slow (none at present: the procedural room saturates near
 # 68k voxels, so reference at 1M points takes under a minute on 2 CPU cores).
 SLOW_CASES = set()
-
-
-def _boxes():
-    """(object id, part id, centre, size, rgb) of every box; object 0 = room shell."""
-    b = []
-    room = (6.0, 5.0, 3.0)
-    b.append((0, 0, (3.0, 2.5, -0.01), (6.0, 5.0, 0.02), (120, 110, 100)))       # floor
-    b.append((0, 0, (3.0, -0.01, 1.5), (6.0, 0.02, 3.0), (200, 200, 190)))       # walls
-    b.append((0, 0, (3.0, 5.01, 1.5), (6.0, 0.02, 3.0), (200, 200, 190)))
-    b.append((0, 0, (-0.01, 2.5, 1.5), (0.02, 5.0, 3.0), (190, 200, 200)))
-    b.append((0, 0, (6.01, 2.5, 1.5), (0.02, 5.0, 3.0), (190, 200, 200)))
-    # Table (object 1): top + 4 legs.
-    b.append((1, 1, (2.0, 2.0, 0.74), (1.2, 0.8, 0.04), (150, 90, 40)))
-    for j, (dx, dy) in enumerate(((-0.55, -0.35), (0.55, -0.35), (-0.55, 0.35), (0.55, 0.35))):
-        b.append((1, 2 + j, (2.0 + dx, 2.0 + dy, 0.36), (0.05, 0.05, 0.72), (90, 60, 30)))
-    # Chair (object 2): seat, back, 4 legs.
-    b.append((2, 6, (2.0, 3.0, 0.45), (0.45, 0.45, 0.04), (40, 80, 160)))
-    b.append((2, 7, (2.0, 3.21, 0.72), (0.45, 0.03, 0.5), (30, 60, 140)))
-    for j, (dx, dy) in enumerate(((-0.2, -0.2), (0.2, -0.2), (-0.2, 0.2), (0.2, 0.2))):
-        b.append((2, 8 + j, (2.0 + dx, 3.0 + dy, 0.22), (0.03, 0.03, 0.44), (20, 20, 20)))
-    # Cabinet (object 3): body, two doors, top.
-    b.append((3, 12, (5.6, 1.0, 0.5), (0.6, 1.0, 1.0), (180, 180, 170)))
-    b.append((3, 13, (5.28, 0.75, 0.5), (0.02, 0.48, 0.9), (160, 40, 40)))
-    b.append((3, 14, (5.28, 1.25, 0.5), (0.02, 0.48, 0.9), (40, 160, 40)))
-    assert room
-    return b
-
-
-def procedural_room(num_points, seed=0):
-    """
-    Return dict(points, colors, object_ids, part_ids) sampled on box surfaces.
-
-    Objects get a fixed share of the points (25 %) so they stay visible at every size.
-    """
-    rng = np.random.default_rng(seed)
-    boxes = _boxes()
-    area = np.array([2 * (s[0] * s[1] + s[1] * s[2] + s[0] * s[2]) for _, _, _, s, _ in boxes])
-    is_obj = np.array([o > 0 for o, _, _, _, _ in boxes])
-    share = np.where(is_obj, 0.25 * area / area[is_obj].sum(), 0.75 * area / area[~is_obj].sum())
-    counts = rng.multinomial(num_points, share)
-    pts, cols, oids, pids = [], [], [], []
-    for (oid, pid, centre, size, rgb), n in zip(boxes, counts):
-        size = np.asarray(size)
-        face_area = np.array([size[1] * size[2], size[0] * size[2], size[0] * size[1]])
-        axis = rng.choice(3, size=n, p=face_area / face_area.sum())
-        p = rng.uniform(-0.5, 0.5, (n, 3))
-        p[np.arange(n), axis] = rng.choice([-0.5, 0.5], size=n)
-        pts.append(np.asarray(centre) + p * size)
-        c = np.clip(np.asarray(rgb) + rng.normal(0, 8, (n, 3)), 0, 255)
-        cols.append(c.astype(np.uint8))
-        oids.append(np.full(n, oid, np.int32))
-        pids.append(np.full(n, pid, np.int32))
-    return {'points': np.concatenate(pts).astype(np.float32), 'colors': np.concatenate(cols),
-            'object_ids': np.concatenate(oids), 'part_ids': np.concatenate(pids)}
 
 
 def _vm(field):
@@ -85,13 +32,13 @@ def _vm(field):
     return float('nan')
 
 
-def run_case(size, config, clicks=20, seed=0):
+def run_case(size, config, clicks=20, seed=0, inference=None):
     """Measure one (size, config) in this process; returns a row dict."""
     import torch
     from pinpoint3d_core.session import Click, Segmenter
     torch.manual_seed(seed)
-    scene = procedural_room(size, seed)
-    seg = Segmenter.untrained(config=config, seed=seed, device='cpu')
+    scene = benchmark_room(size, seed)
+    seg = Segmenter.untrained(config=config, seed=seed, device='cpu', inference=inference)
     base = _vm('VmRSS')
     session = seg.start(scene['points'], scene['colors'])
     encode_ms = session.encode_ms
@@ -134,7 +81,7 @@ def train_step_case(size=50_000, config='small', steps=3, seed=0):
     from pinpoint3d_core.model.pinpoint3d import PinPoint3D, VoxelClick
     from pinpoint3d_core.model.voxelize import voxelize
     torch.manual_seed(seed)
-    scene = procedural_room(size, seed)
+    scene = benchmark_room(size, seed)
     model = PinPoint3D(config).train()
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     vox = voxelize(scene['points'], scene['colors'], voxel_size=model.config.voxel_size)
@@ -170,12 +117,16 @@ def compare_case(size, config, overrides, repeats=2, clicks=20):
     A rule that costs a few ms per click is smaller than the run-to-run spread of a shared
     machine; alternating in one process puts both sides under the same load.
     """
+    from pinpoint3d_core.inference.config import field_names
     from pinpoint3d_core.model.config import get_config
     base = get_config(config)
+    network = {k: v for k, v in overrides.items() if k not in field_names()}
+    inference = {k: v for k, v in overrides.items() if k in field_names()}
     rows = []
     for rep in range(repeats):
-        for label, cfg in (('config', base), ('override', base.replace(**overrides))):
-            row = run_case(size, cfg, clicks)
+        for label, cfg, inf in (('config', base, None),
+                                ('override', base.replace(**network), inference)):
+            row = run_case(size, cfg, clicks, inference=inf)
             rows.append({'repeat': rep, 'side': label, 'overrides': overrides,
                          'decode_ms_median': row['decode_ms_median'],
                          'decode_ms_p95': row['decode_ms_p95']})

@@ -9,7 +9,7 @@ import numpy as np
 
 from pinpoint3d_core.errors import Pinpoint3DError
 from pinpoint3d_core.evaluation import harness, metrics
-from pinpoint3d_core.scene import real_data_dir
+from pinpoint3d_core.scene import named_scenes, real_data_dir, scene_paths
 
 PNG_STEPS = (1, 3, 5)
 
@@ -128,7 +128,7 @@ def run(args):
         args.protocol = 'object'
     if not args.scenes:
         raise Pinpoint3DError('give --scenes DIR_OR_FILES (or --real for the real LiDAR scans)')
-    paths = harness.scene_paths(args.scenes)
+    paths = scene_paths(args.scenes)
     models = args.model or ['baseline']
     from pinpoint3d_core.evaluation.overrides import parse_overrides
     args.overrides = parse_overrides(getattr(args, 'override', None))
@@ -155,7 +155,7 @@ def run(args):
             png_state['n'] += 1
 
         summary, curves, records = harness.run_evaluation(
-            seg, harness.named_scenes(paths), args.protocol, args.max_clicks, args.seed,
+            seg, named_scenes(paths), args.protocol, args.max_clicks, args.seed,
             args.limit, args.click_voxel, args.objects_per_sample, args.max_targets,
             args.min_target_points, keep_steps=PNG_STEPS if args.png else (),
             on_sample=on_sample, progress=args.progress, include_stuff=args.include_stuff,

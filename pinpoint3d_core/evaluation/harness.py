@@ -14,8 +14,6 @@ Protocols (one *sample* = one set of targets):
 """
 
 from dataclasses import dataclass
-import glob
-import os
 import time
 import zlib
 
@@ -24,28 +22,10 @@ import numpy as np
 from pinpoint3d_core import clicksim
 from pinpoint3d_core.errors import Pinpoint3DError
 from pinpoint3d_core.evaluation import metrics
+from pinpoint3d_core.interaction import Click, InteractiveSegmenter
+from pinpoint3d_core.scene import stuff_ids
 
 PROTOCOLS = ('random-part', 'all-part', 'object')
-
-
-@dataclass
-class SimUserClick:
-    """Click by point index; used when ``pinpoint3d_core.session`` is not importable."""
-
-    index: int = None
-    object_id: int = 1
-    part_id: int = 0
-    positive: bool = True
-    position: tuple = None
-
-
-def default_click_type():
-    """Return the session API's Click class, or a look-alike when the model package is absent."""
-    try:
-        from pinpoint3d_core.session import Click
-    except ImportError:
-        return SimUserClick
-    return Click
 
 
 @dataclass
@@ -63,12 +43,6 @@ class EvalSample:
 def _rng(seed, *keys):
     words = [int(seed) & 0xFFFFFFFF] + [zlib.crc32(str(k).encode()) for k in keys]
     return np.random.default_rng(words)
-
-
-def stuff_ids(scene):
-    """Object ids the scene's meta marks as stuff (floor, wall, road...): never targets."""
-    objs = (scene.meta or {}).get('objects', {})
-    return {int(k) for k, v in objs.items() if isinstance(v, dict) and v.get('stuff')}
 
 
 def make_samples(scene, protocol, scene_name='scene', seed=0, objects_per_sample=0,
@@ -127,7 +101,7 @@ def make_samples(scene, protocol, scene_name='scene', seed=0, objects_per_sample
     return samples
 
 
-def _click_domain(coords, gt, voxel):
+def click_domain(coords, gt, voxel):
     """
     One representative point per (voxel, label): clicks are simulated on these (fast).
 
@@ -142,7 +116,8 @@ def _click_domain(coords, gt, voxel):
     return np.sort(first)
 
 
-def _labels_of(pred, sample):
+def labels_of(pred, sample):
+    """Per-point labels 0..T of ``pred`` in the sample's terms (parts of object 1, or objects)."""
     obj = np.asarray(pred.object_ids).astype(np.int64)
     if sample.level == 'object':
         return obj
@@ -159,7 +134,7 @@ def evaluate_sample(segmenter, coords, colors, intensity, sample, max_clicks=10,
     rendering). A ``session`` already started on these points may be passed to reuse its
     encoding; it is reset first.
     """
-    click_type = click_type or default_click_type()
+    click_type = click_type or Click
     coords = np.asarray(coords, dtype=np.float64)
     gt = sample.gt
     labels = list(range(1, len(sample.scene_ids) + 1))
@@ -171,8 +146,8 @@ def evaluate_sample(segmenter, coords, colors, intensity, sample, max_clicks=10,
         session = segmenter.start(coords, colors, intensity)
     else:
         session.reset()
-    timings = {'encode_ms': float(getattr(session, 'encode_ms', 0.0)), 'decode_ms': []}
-    dom = _click_domain(coords, gt, click_voxel)
+    timings = {'encode_ms': float(session.encode_ms), 'decode_ms': []}
+    dom = click_domain(coords, gt, click_voxel)
     dom_xyz = coords[dom]
     dom_gt = gt[dom]
     obj_gt = gt > 0
@@ -196,9 +171,9 @@ def evaluate_sample(segmenter, coords, colors, intensity, sample, max_clicks=10,
     budget = max_clicks * t_count
     while True:
         pred = session.predict(granularity)
-        timings['decode_ms'].append(float(getattr(pred, 'decode_ms', 0.0)))
-        timings['encode_ms'] += float(getattr(pred, 'encode_ms', 0.0))  # focus box moved
-        lab = _labels_of(pred, sample)
+        timings['decode_ms'].append(float(pred.decode_ms))
+        timings['encode_ms'] += float(pred.encode_ms)  # focus box moved
+        lab = labels_of(pred, sample)
         obj_iou = None
         if sample.level == 'part':
             obj_iou = metrics.target_ious(np.asarray(pred.object_ids) == 1, obj_gt, [True])[0]
@@ -223,35 +198,8 @@ def evaluate_sample(segmenter, coords, colors, intensity, sample, max_clicks=10,
     return curve, timings, kept
 
 
-def scene_paths(specs):
-    """Expand directories and globs into a sorted list of scene files."""
-    exts = ('.npz', '.ply', '.pcd', '.bin')
-    out = []
-    for spec in specs:
-        spec = os.fspath(spec)
-        if os.path.isdir(spec):
-            out += sorted(p for p in glob.glob(os.path.join(spec, '**', '*'), recursive=True)
-                          if p.lower().endswith(exts))
-        elif any(ch in spec for ch in '*?['):
-            out += sorted(glob.glob(spec))
-        elif os.path.isfile(spec):
-            out.append(spec)
-        else:
-            raise Pinpoint3DError(f'{spec}: no such scene file or directory')
-    if not out:
-        raise Pinpoint3DError(f'no scene files (.npz/.ply/.pcd/.bin) found in {list(specs)}')
-    return out
-
-
-def named_scenes(paths):
-    """Yield (name, Scene) for scene files, the name being the file name without extension."""
-    from pinpoint3d_core.scene import read_any
-    for p in paths:
-        yield os.path.splitext(os.path.basename(p))[0], read_any(p)
-
-
-def run_evaluation(segmenter, scenes, protocol, max_clicks=10, seed=0, limit=None,
-                   click_voxel=0.05, objects_per_sample=0, max_targets=15,
+def run_evaluation(segmenter: InteractiveSegmenter, scenes, protocol, max_clicks=10, seed=0,
+                   limit=None, click_voxel=0.05, objects_per_sample=0, max_targets=15,
                    min_target_points=10, keep_steps=(), on_sample=None, progress=False,
                    include_stuff=False, samples_per_scene=0):
     """

@@ -1,10 +1,12 @@
 """
-Inference-time config overrides: evaluate one checkpoint with some ModelConfig fields changed.
+Evaluation-time overrides: run one checkpoint with some config fields changed.
 
-Only fields that keep the parameter set are allowed (e.g. ``tam_all_layers``,
-``gate_parts_by_object``, ``part_queries_from_refined``, ``token_stride``, ``max_tokens``,
-``part_s2c_inside_only``): the model is rebuilt from the changed config and the checkpoint's
-tensors are loaded strictly, so a field that adds, removes or reshapes a tensor is refused.
+``InferenceConfig`` fields (focus box, inference rules, snap radius) change the segmenter's
+inference settings. ``ModelConfig`` fields are allowed only where they keep the parameter set
+(e.g. ``tam_all_layers``, ``gate_parts_by_object``, ``part_queries_from_refined``,
+``token_stride``, ``max_tokens``, ``part_s2c_inside_only``): the model is rebuilt from the
+changed config and the checkpoint's tensors are loaded strictly, so a field that adds, removes
+or reshapes a tensor is refused.
 """
 
 import dataclasses
@@ -21,15 +23,23 @@ class OverrideError(Pinpoint3DError):
     """An ``--override KEY=VALUE`` that names no field, has a bad value or changes weights."""
 
 
-def _fields():
+def _defaults():
+    """Every overridable field with its default value (network fields, then inference)."""
+    from pinpoint3d_core.inference.config import InferenceConfig
     from pinpoint3d_core.model.config import ModelConfig
-    return {f.name: f for f in dataclasses.fields(ModelConfig)}
+    out = {f.name: getattr(ModelConfig(), f.name) for f in dataclasses.fields(ModelConfig)}
+    out.update({f.name: getattr(InferenceConfig(), f.name)
+                for f in dataclasses.fields(InferenceConfig)})
+    return out
 
 
 def _convert(key, text, default):
     """Parse ``text`` to the type of the field's default value."""
+    from pinpoint3d_core.inference.config import field_names
     low = text.strip().lower()
     try:
+        if default is None and key in field_names():     # Optional[float] settings
+            return None if low in ('none', 'null') else float(low)
         if isinstance(default, bool):
             if low in _TRUE:
                 return True
@@ -65,9 +75,7 @@ def _split(item):
 
 def parse_overrides(items):
     """Turn ``['tam_all_layers=false', 'max_tokens=4096']`` into a dict of typed values."""
-    from pinpoint3d_core.model.config import ModelConfig
-    fields = _fields()
-    defaults = ModelConfig()
+    defaults = _defaults()
     out = {}
     for item in items or ():
         for part in _split(item):
@@ -76,11 +84,10 @@ def parse_overrides(items):
             if not sep:
                 raise OverrideError(f'--override {part!r}: write KEY=VALUE, '
                                     'e.g. --override tam_all_layers=false')
-            if key not in fields or key in _FROZEN:
-                names = ', '.join(sorted(k for k in fields if k not in _FROZEN))
-                raise OverrideError(f'--override {key}: not a model config field; one of {names}')
-            default = getattr(defaults, key)
-            out[key] = _convert(key, value, default)
+            if key not in defaults or key in _FROZEN:
+                names = ', '.join(sorted(k for k in defaults if k not in _FROZEN))
+                raise OverrideError(f'--override {key}: not a config field; one of {names}')
+            out[key] = _convert(key, value, defaults[key])
     return out
 
 
@@ -95,13 +102,27 @@ def override_label(overrides):
 
 def apply_overrides(segmenter, overrides):
     """
-    Swap the segmenter's model for one built from the changed config, same tensors.
+    Change the segmenter's inference settings, and its model where network fields change.
 
-    Rebuilding (rather than editing ``model.config``) keeps construction-time choices
-    consistent and lets a strict ``load_state_dict`` prove the parameter set is unchanged.
+    A changed network is rebuilt (rather than editing ``model.config``), which keeps
+    construction-time choices consistent and lets a strict ``load_state_dict`` prove the
+    parameter set is unchanged.
     """
+    from pinpoint3d_core.inference.config import field_names
     if not overrides:
         return segmenter
+    inference = {k: v for k, v in overrides.items() if k in field_names()}
+    network = {k: v for k, v in overrides.items() if k not in field_names()}
+    if inference:
+        segmenter.inference = segmenter.inference.replace(**inference)
+    if network:
+        _rebuild(segmenter, network)
+    segmenter.metadata = dict(segmenter.metadata, config_overrides=dict(overrides))
+    return segmenter
+
+
+def _rebuild(segmenter, overrides):
+    """Swap the segmenter's model for one built from the changed config, same tensors."""
     import torch
     from pinpoint3d_core.model.pinpoint3d import PinPoint3D
     old = segmenter.model
@@ -117,5 +138,3 @@ def apply_overrides(segmenter, overrides):
             f'{old.config.name!r} checkpoint ({" ".join(lines)[:300]}); only fields that '
             'keep every tensor can be changed at evaluation time') from None
     segmenter.model = model.to(segmenter.device).eval()
-    segmenter.metadata = dict(segmenter.metadata, config_overrides=dict(overrides))
-    return segmenter

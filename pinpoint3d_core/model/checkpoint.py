@@ -4,9 +4,14 @@ Checkpoints: the project's own format, and loading official AGILE3D/PinPoint3D w
 Project format (``torch.save`` of a dict, loadable with ``weights_only=True``)::
 
     {'format': 'pinpoint3d-checkpoint', 'version': 1,
-     'config': ModelConfig.to_dict(), 'state_dict': model.state_dict(),
+     'config': ModelConfig.to_dict(), 'inference': InferenceConfig.to_dict(),
+     'state_dict': model.state_dict(),
      'metadata': {...training info: epochs, data, metrics, git hash...},
      'training_state': {...optional: optimizer/scheduler state for resuming...}}
+
+``inference`` (the settings the weights were validated with) is absent from checkpoints written
+before InferenceConfig existed: those kept the same fields inside ``config``, and
+``checkpoint_inference`` reads them from there.
 
 Official files are ``{'model': state_dict, 'optimizer', ..., 'args'}`` with the key layout of
 notes §5; ``load_official_state_dict`` maps them onto the ``reference`` configuration.
@@ -19,9 +24,12 @@ from pathlib import Path
 import pickle
 import re
 import sys
+from typing import Any, Dict, NamedTuple
 import zipfile
 
 from pinpoint3d_core.errors import CheckpointError
+from pinpoint3d_core.inference.config import (
+    default_inference, InferenceConfig, split_legacy)
 from pinpoint3d_core.model.config import get_config, ModelConfig
 import torch
 
@@ -57,14 +65,20 @@ def default_checkpoint_path(name=DEFAULT_NAME):
         'Segmenter.untrained() for an explicitly untrained model')
 
 
-def save_checkpoint(path, model, metadata=None, training_state=None):
-    """Write a project checkpoint atomically (temporary file, then rename)."""
+def save_checkpoint(path, model, metadata=None, training_state=None, inference=None):
+    """
+    Write a project checkpoint atomically (temporary file, then rename).
+
+    ``inference`` (InferenceConfig) defaults to the model config's defaults.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    inference = inference or default_inference(model.config.name)
     data = {
         'format': FORMAT,
         'version': VERSION,
         'config': model.config.to_dict(),
+        'inference': inference.to_dict(),
         'state_dict': {k: v.detach().cpu() for k, v in model.state_dict().items()},
         'metadata': dict(metadata or {}),
     }
@@ -103,8 +117,25 @@ def read_checkpoint(path):
     return data
 
 
-def load_checkpoint(path, expected_config=None, device='cpu'):
-    """Return (PinPoint3D in eval mode, metadata); CheckpointError on any mismatch."""
+def checkpoint_inference(data):
+    """Return the InferenceConfig a checkpoint dict (``read_checkpoint``) was validated with."""
+    network, legacy = split_legacy(data['config'])
+    base = default_inference(network.get('name', ''))
+    if 'inference' in data:
+        return InferenceConfig.from_dict(data['inference'])
+    return base.replace(**legacy)
+
+
+class LoadedCheckpoint(NamedTuple):
+    """A loaded project checkpoint: the network, its metadata and its inference settings."""
+
+    model: Any                   # PinPoint3D in eval mode
+    metadata: Dict[str, Any]
+    inference: InferenceConfig
+
+
+def load_checkpoint(path, expected_config=None, device='cpu') -> LoadedCheckpoint:
+    """Return (PinPoint3D in eval mode, metadata, InferenceConfig); CheckpointError if bad."""
     from pinpoint3d_core.model.pinpoint3d import PinPoint3D
     data = read_checkpoint(path)
     config = ModelConfig.from_dict(data['config'])
@@ -127,7 +158,7 @@ def load_checkpoint(path, expected_config=None, device='cpu'):
             f'{result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]} '
             f'({len(result.missing_keys)} / {len(result.unexpected_keys)} in all)')
     model.to(device).eval()
-    return model, dict(data.get('metadata', {}))
+    return LoadedCheckpoint(model, dict(data.get('metadata', {})), checkpoint_inference(data))
 
 
 # ---------------------------------------------------------------------------- official files
@@ -212,34 +243,26 @@ def _map_official_key(key, value):
     return None
 
 
-def load_official_state_dict(state_dict, model=None):
-    """
-    Map an official AGILE3D/PinPoint3D state dict onto a ``reference`` model.
-
-    Accepts the whole checkpoint dict (with a 'model' entry) or the state dict itself.
-    Returns (model in eval mode, OfficialLoadReport).
-    """
-    from pinpoint3d_core.model.pinpoint3d import PinPoint3D
+def _official_tensors(state_dict):
+    """Return the state dict of an official checkpoint (or of its 'model' entry), unwrapped."""
     if isinstance(state_dict, dict) and 'model' in state_dict and isinstance(
             state_dict['model'], dict):
         state_dict = state_dict['model']
     if not isinstance(state_dict, dict):
         raise CheckpointError('an official checkpoint must be a dict of tensors')
-    state_dict = {k[len('module.'):] if k.startswith('module.') else k: v
-                  for k, v in state_dict.items()}
-    if model is None:
-        model = PinPoint3D('reference')
-    ours = model.state_dict()
+    return {k[len('module.'):] if k.startswith('module.') else k: v
+            for k, v in state_dict.items()}
+
+
+def _match_official(state_dict, ours):
+    """Map official keys onto ours; returns (new, loaded, unexpected, ignored, mismatch)."""
     new, loaded = {}, []
     unexpected, ignored, mismatch = [], [], []
     for key, value in state_dict.items():
         if key.endswith(_IGNORED_SUFFIXES) or key.startswith(_KNOWN_UNUSED):
             ignored.append(key)
             continue
-        if not torch.is_tensor(value):
-            unexpected.append(key)
-            continue
-        mapped = _map_official_key(key, value)
+        mapped = _map_official_key(key, value) if torch.is_tensor(value) else None
         if mapped is None:
             unexpected.append(key)
             continue
@@ -251,6 +274,22 @@ def load_official_state_dict(state_dict, model=None):
             else:
                 new[ok] = ov.to(ours[ok].dtype)
                 loaded.append(ok)
+    return new, loaded, unexpected, ignored, mismatch
+
+
+def load_official_state_dict(state_dict, model=None):
+    """
+    Map an official AGILE3D/PinPoint3D state dict onto a ``reference`` model.
+
+    Accepts the whole checkpoint dict (with a 'model' entry) or the state dict itself.
+    Returns (model in eval mode, OfficialLoadReport).
+    """
+    from pinpoint3d_core.model.pinpoint3d import PinPoint3D
+    state_dict = _official_tensors(state_dict)
+    if model is None:
+        model = PinPoint3D('reference')
+    ours = model.state_dict()
+    new, loaded, unexpected, ignored, mismatch = _match_official(state_dict, ours)
     missing = sorted(set(ours) - set(new))
     model.load_state_dict(new, strict=False)
     source = 'pinpoint3d' if any(k.startswith('p_c2o_attention.') for k in state_dict) \

@@ -1,9 +1,11 @@
 """
-Named model configurations.
+Named model configurations: the network, i.e. what the weights depend on.
 
-``reference`` reproduces the published network so official checkpoints load; ``small`` is the
-default and is sized for training and interactive use on a 2-core CPU. Every departure from the
-reference that might change accuracy is a flag here so that it can be measured.
+What happens around the network (focus box, post-decoder rules, input guards) is in
+``pinpoint3d_core.inference.config.InferenceConfig``. ``reference`` reproduces the published
+network so official checkpoints load; ``small`` is the default and is sized for training and
+interactive use on a 2-core CPU. Every departure from the reference that might change
+accuracy is a flag here so that it can be measured.
 """
 
 import dataclasses
@@ -60,42 +62,22 @@ class ModelConfig:
     # relies on per-scene statistics; the running averages then halve its IoU (docs/model.md).
     # The reference keeps running statistics, which is what its official weights expect.
     scene_norm_stats: bool = True
-    # Interactive sessions encode only the points within this many metres (per axis) of the
-    # positive clicks, so the network sees scenes at the scale it was trained on (a room-sized
-    # box indoors) and the rest of the cloud reads background; 0 = always the whole cloud.
-    focus_half_extent: float = 0.0
-    # Added to every clicked object's logit (against the background queries) before the
-    # per-voxel argmax; > 0 widens object masks. On synthetic validation scenes 6 helps (the
-    # masks after one click are nearly all precision, half the recall), on the real LiDAR
-    # scans it hurts, so it is off (docs/model.md, "Object logit bias"). 0 = plain argmax.
-    object_logit_bias: float = 0.0
-    # Pieces of a predicted object that no positive click of it reaches, over a nearest-
-    # neighbour graph with edges up to this many voxel sizes long, read background
-    # (model/connectivity.py); 0 = keep every voxel the decoder labels, as the reference does.
-    component_gap_voxels: float = 10.0
-    # A part click gives its part label to the voxels of its object's mask within this many
-    # voxel sizes of it along the links of that graph, where no other click is nearer,
-    # whatever the part decoder says there (docs/model.md, "Click claim"). Object masks are
-    # left alone. 0 = only the clicked voxel takes the click's label, as in the reference;
-    # off by default since the part prior below does the same job better.
-    click_claim_voxels: float = 0.0
-    # Between the parts of an object that carry clicks, each voxel leans towards the part
-    # whose click is geodesically nearest: every this many voxel sizes of extra distance
-    # costs a part one unit of decoder log-probability (docs/model.md, "Part prior").
-    # 0 = the part decoder's argmax alone, as in the reference.
-    part_prior_voxels: float = 0.5
-    # Guards on input size (bounded memory).
-    max_points: int = 20_000_000
-    max_voxels: int = 2_000_000
 
-    def to_dict(self):
+    def to_dict(self) -> dict:
         """Return a JSON/torch-safe dict (tuples become lists)."""
         out = dataclasses.asdict(self)
         return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
 
     @classmethod
-    def from_dict(cls, data):
-        """Build from ``to_dict`` output; unknown keys are a CheckpointError."""
+    def from_dict(cls, data: dict) -> 'ModelConfig':
+        """
+        Build from ``to_dict`` output; unknown keys are a CheckpointError.
+
+        Inference settings that old checkpoints kept here are skipped (``split_legacy`` in
+        inference/config.py returns them).
+        """
+        from pinpoint3d_core.inference.config import split_legacy
+        data, _ = split_legacy(data)
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
@@ -105,13 +87,12 @@ class ModelConfig:
         fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
         return cls(**fixed)
 
-    def replace(self, **changes):
+    def replace(self, **changes) -> 'ModelConfig':
         """Return a copy with some fields changed."""
         return dataclasses.replace(self, **changes)
 
 
-REFERENCE = ModelConfig(name='reference', scene_norm_stats=False, component_gap_voxels=0.0,
-                        click_claim_voxels=0.0, part_prior_voxels=0.0)
+REFERENCE = ModelConfig(name='reference', scene_norm_stats=False)
 
 # Widths chosen so one training step (backbone + decoder forward/backward) on a 50k-point
 # indoor scene takes about a second on 2 CPU cores (figures in docs/benchmarks.md).
@@ -133,16 +114,15 @@ SMALL = ModelConfig(
     tam_all_layers=True,
     gate_parts_by_object=True,
     part_queries_from_refined=True,
-    focus_half_extent=2.0,
 )
 
 # Same network as ``small`` with coarser voxels for sparse outdoor LiDAR sweeps.
-SMALL_LIDAR = SMALL.replace(name='small_lidar', voxel_size=0.1, focus_half_extent=6.0)
+SMALL_LIDAR = SMALL.replace(name='small_lidar', voxel_size=0.1)
 
 CONFIGS = {c.name: c for c in (REFERENCE, SMALL, SMALL_LIDAR)}
 
 
-def get_config(name_or_config='small'):
+def get_config(name_or_config='small') -> ModelConfig:
     """Return a ModelConfig from a name, a dict, or a ModelConfig."""
     if isinstance(name_or_config, ModelConfig):
         return name_or_config

@@ -10,7 +10,7 @@ the tokens are the voxels and the computation is the reference one.
 """
 
 import dataclasses
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from pinpoint3d_core.errors import ClickError
@@ -281,164 +281,202 @@ class PinPoint3D(nn.Module):
             if c.part_id < 0:
                 raise ClickError(f'click {i}: part_id must be >= 0, got {c.part_id}')
 
-    def decode(self, enc, clicks, granularity='both', aux=False, part_objects=None,
-               full_part_logits=True, object_bias=0.0):
+    def decode(self, enc: EncodedScene, clicks: Sequence[VoxelClick], granularity: str = 'both',
+               aux: bool = False, part_objects: Optional[Sequence[int]] = None,
+               full_part_logits: bool = True, object_bias: float = 0.0) -> DecodeOutput:
         """
         Decode the whole click history; returns DecodeOutput with per-voxel logits.
 
-        ``part_objects`` limits the part decoder to some object ids (default: every object
-        with part clicks, one part-decoder pass each). ``aux`` adds the earlier layers' logits.
-        ``full_part_logits=False`` (interactive use) computes part logits only on voxels the
-        object logits assign to that object; other rows read (0, -inf, ...) = no part.
-        ``object_bias`` (inference calibration, ``biased_object_logits``) is added to the
-        object columns wherever the part decoder reads object membership, so parts cover the
-        widened masks; ``object_logits`` in the output stay raw.
+        Three stages: the object layers, then per target object the part layers (Targeted
+        Attention Masking), each closed by its mask head. ``part_objects`` limits the part
+        decoder to some object ids (default: every object with part clicks). ``aux`` adds the
+        earlier layers' logits. ``full_part_logits=False`` (interactive use) computes part
+        logits only on voxels the object logits assign to that object; other rows read
+        (0, -inf, ...) = no part. ``object_bias`` (inference calibration,
+        ``biased_object_logits``) is added to the object columns once, before the part decoder
+        reads object membership; ``object_logits`` in the output carry it.
         """
         self.check_clicks(clicks, enc.num_voxels)
-        dev = enc.features.device
-        cfg = self.config
+        q = self._click_queries(enc, clicks)
+        obj = self._object_stage(enc, q, aux)
+        member = biased_object_logits(obj.voxel_logits, object_bias)
+        out = DecodeOutput(q.object_ids, member, {}, {}, obj.aux_logits, [],
+                           obj.final.token_logits, {})
+        if granularity == 'object':
+            return out
+        if aux:
+            out.aux_part_logits = [{} for _ in range(len(self.part_layers) - 1)]
+        targets = self._part_targets(q, part_objects)
+        rows = None
+        if targets and not full_part_logits:
+            rows = self._clicked_object_labels(q, member)
+        for k in targets:
+            part_rows = None if rows is None else torch.nonzero(rows == q.columns[k]).view(-1)
+            self._part_stage(enc, q, obj, k, member, part_rows, aux, out)
+        return out
+
+    def _click_queries(self, enc: EncodedScene, clicks: Sequence[VoxelClick]) -> 'ClickQueries':
+        """Order the clicks (objects' positive clicks, then negatives) and build the queries."""
         fg = sorted((c for c in clicks if c.positive), key=lambda c: (c.object_id, c.order))
         bg = sorted((c for c in clicks if not c.positive), key=lambda c: c.order)
         object_ids = sorted({c.object_id for c in fg})
         col = {k: i + 1 for i, k in enumerate(object_ids)}
+        dev = enc.features.device
         click_list = fg + bg
         vox = torch.tensor([c.voxel for c in click_list], dtype=torch.long, device=dev)
         order = torch.tensor([c.order for c in click_list], dtype=torch.long, device=dev)
         c_feat = enc.features[vox]
         c_pos = enc.pos[vox] + self.click_order[order].to(enc.pos.dtype)
-        nfg, nbg = len(fg), cfg.num_bg_queries
-        q0 = torch.cat([c_feat[:nfg], self.bg_query_feat.weight, c_feat[nfg:]])
-        qpos = torch.cat([c_pos[:nfg], self.bg_query_pos.weight, c_pos[nfg:]])
+        nfg, nbg = len(fg), self.config.num_bg_queries
+        features = torch.cat([c_feat[:nfg], self.bg_query_feat.weight, c_feat[nfg:]])
+        pos = torch.cat([c_pos[:nfg], self.bg_query_pos.weight, c_pos[nfg:]])
         groups = torch.tensor([col[c.object_id] for c in fg] + [0] * (nbg + len(bg)),
                               dtype=torch.long, device=dev)
-        ncols = 1 + len(object_ids)
+        return ClickQueries(fg, bg, object_ids, col, vox, features, pos, groups,
+                            segments_of(groups))
 
-        segs = segments_of(groups)
-        steps, _ = self._run_layers(
-            self.object_layers, enc, 'obj', q0, qpos, enc.tokens, True, None,
-            (groups, segs, ncols, None, None, None))
-        queries, scene, emb, tok_logits = steps[-1]
-        aux_obj = []
+    def _object_stage(self, enc: EncodedScene, q: 'ClickQueries', aux: bool) -> 'ObjectStage':
+        """Run the object layers from the click queries; per-voxel logits of the last one."""
+        head = MaskHead(self.object_mask_embed, self.decoder_norm, q.groups, q.segments,
+                        q.num_columns)
+        layers = self._run_layers(self.object_layers, enc, 'obj', q.features, q.pos,
+                                  enc.tokens, True, None, head)
+        final = layers[-1]
+        aux_logits = []
         if aux:
-            for _, sc, em, _ in steps[:-1]:
-                aux_obj.append(self._voxel_logits(enc, sc, em, groups, ncols, segs))
-        object_logits = self._voxel_logits(enc, scene, emb, groups, ncols, segs)
-        out = DecodeOutput(object_ids, object_logits, {}, {}, aux_obj, [], tok_logits, {})
-        if granularity == 'object':
-            return out
-        member_logits = biased_object_logits(object_logits, object_bias)
+            aux_logits = [self._voxel_logits(enc, st.scene, st.embeddings, q.groups,
+                                             q.num_columns, q.segments) for st in layers[:-1]]
+        logits = self._voxel_logits(enc, final.scene, final.embeddings, q.groups,
+                                    q.num_columns, q.segments)
+        return ObjectStage(layers, logits, aux_logits)
 
-        obj_final_scene = scene
-        tok_obj_labels = tok_logits.argmax(dim=1)
-        vox_obj_labels = None
-        targets = sorted({c.object_id for c in fg if c.part_id > 0})
-        if part_objects is not None:
-            unknown = sorted(set(part_objects) - set(object_ids))
-            if unknown:
-                raise ClickError(f'object ids {unknown} have no clicks in this session')
-            targets = [k for k in targets if k in set(part_objects)]
-        aux_parts = [{} for _ in range(len(self.part_layers) - 1)] if aux else []
-        refined_bg = queries[nfg:]
-        for k in targets:
-            idx_k = [i for i, c in enumerate(fg) if c.object_id == k]
-            parts = sorted({fg[i].part_id for i in idx_k if fg[i].part_id > 0})
-            pcol = {p: j + 1 for j, p in enumerate(parts)}
-            in_part = sorted((i for i in idx_k if fg[i].part_id > 0),
-                             key=lambda i: (fg[i].part_id, fg[i].order))
-            no_part = [i for i in idx_k if fg[i].part_id == 0]
-            src = queries if cfg.part_queries_from_refined else q0
-            sel = torch.tensor(in_part, dtype=torch.long, device=dev)
-            sel0 = torch.tensor(no_part, dtype=torch.long, device=dev)
-            pq = torch.cat([src[sel], refined_bg, src[sel0]])
-            ppos = torch.cat([qpos[sel], qpos[nfg:], qpos[sel0]])
-            pgroups = torch.tensor([pcol[fg[i].part_id] for i in in_part]
-                                   + [0] * (len(refined_bg) + len(no_part)),
-                                   dtype=torch.long, device=dev)
-            psegs = segments_of(pgroups)
-            inside = tok_obj_labels == col[k]
-            # The object's own clicked positions are inside it whatever the decoder says.
-            own = vox[torch.tensor(idx_k, dtype=torch.long, device=dev)]
-            inside[own if enc.voxel_to_token is None else enc.voxel_to_token[own]] = True
-            is_part_row = (pgroups > 0).view(-1, 1)
-            # Targeted Attention Masking: part rows see the object, background rows the rest.
-            region = torch.where(is_part_row, inside.view(1, -1), ~inside.view(1, -1))
-            first = mask_from_labels(torch.zeros_like(tok_obj_labels),
-                                     torch.zeros_like(pgroups), region=region)
-            tam = None
-            if cfg.tam_all_layers:
-                tam = torch.where(is_part_row, inside.view(1, -1), torch.ones_like(region))
-            from_obj = cfg.part_scene_from_object
-            pscene0 = obj_final_scene if from_obj else enc.tokens
-            scene_rows = None
-            if cfg.part_s2c_inside_only:
-                scene_rows = torch.nonzero(inside).view(-1)
-            steps, _ = self._run_layers(
-                self.part_layers, enc, 'part', pq, ppos, pscene0, not from_obj, first,
-                (pgroups, psegs, 1 + len(parts), tam, tok_logits, col[k]), scene_rows)
-            rows = None
-            if not full_part_logits:
-                if vox_obj_labels is None:
-                    vox_obj_labels = member_logits.argmax(dim=1)
-                    # Clicked voxels count as their clicked object (callers override them).
-                    vox_obj_labels[vox[:nfg]] = groups[:nfg]
-                    vox_obj_labels[vox[nfg:]] = 0
-                rows = torch.nonzero(vox_obj_labels == col[k]).view(-1)
-            for li, (_, psc, pem, _) in enumerate(steps[:-1]):
-                if aux:
-                    aux_parts[li][k] = self._part_voxel_logits(
-                        enc, psc, pem, pgroups, len(parts), psegs, member_logits, col[k], rows)
-            _, psc, pem, ptok = steps[-1]
-            out.part_ids[k] = parts
-            out.part_logits[k] = self._part_voxel_logits(
-                enc, psc, pem, pgroups, len(parts), psegs, member_logits, col[k], rows)
-            out.token_part_logits[k] = ptok
-        out.aux_part_logits = aux_parts
-        return out
+    def _clicked_object_labels(self, q: 'ClickQueries', member: torch.Tensor) -> torch.Tensor:
+        """Per-voxel object column; clicked voxels count as their clicked object."""
+        labels = member.argmax(dim=1)
+        labels[q.voxels[:q.num_fg]] = q.groups[:q.num_fg]
+        labels[q.voxels[q.num_fg:]] = 0
+        return labels
 
-    def _run_layers(self, layers, enc, tag, queries, qpos, scene, static, mask, heads,
-                    scene_rows=None):
+    def _part_targets(self, q: 'ClickQueries', part_objects) -> List[int]:
+        """Objects the part decoder runs for: those with part clicks (within ``part_objects``)."""
+        targets = sorted({c.object_id for c in q.fg if c.part_id > 0})
+        if part_objects is None:
+            return targets
+        unknown = sorted(set(part_objects) - set(q.object_ids))
+        if unknown:
+            raise ClickError(f'object ids {unknown} have no clicks in this session')
+        return [k for k in targets if k in set(part_objects)]
+
+    def _part_queries(self, q: 'ClickQueries', obj: 'ObjectStage', k: int) -> 'PartQueries':
+        """Object k's part-decoder queries: its part clicks, refined background, the rest."""
+        fg, nfg = q.fg, q.num_fg
+        idx_k = [i for i, c in enumerate(fg) if c.object_id == k]
+        parts = sorted({fg[i].part_id for i in idx_k if fg[i].part_id > 0})
+        pcol = {p: j + 1 for j, p in enumerate(parts)}
+        in_part = sorted((i for i in idx_k if fg[i].part_id > 0),
+                         key=lambda i: (fg[i].part_id, fg[i].order))
+        no_part = [i for i in idx_k if fg[i].part_id == 0]
+        dev = q.features.device
+        src = obj.final.queries if self.config.part_queries_from_refined else q.features
+        sel = torch.tensor(in_part, dtype=torch.long, device=dev)
+        sel0 = torch.tensor(no_part, dtype=torch.long, device=dev)
+        refined_bg = obj.final.queries[nfg:]
+        features = torch.cat([src[sel], refined_bg, src[sel0]])
+        pos = torch.cat([q.pos[sel], q.pos[nfg:], q.pos[sel0]])
+        groups = torch.tensor([pcol[fg[i].part_id] for i in in_part]
+                              + [0] * (len(refined_bg) + len(no_part)),
+                              dtype=torch.long, device=dev)
+        own = q.voxels[torch.tensor(idx_k, dtype=torch.long, device=dev)]
+        return PartQueries(parts, features, pos, groups, segments_of(groups), own)
+
+    def _target_region(self, enc: EncodedScene, q: 'ClickQueries', obj: 'ObjectStage', k: int,
+                       pq: 'PartQueries') -> Tuple[torch.Tensor, torch.Tensor,
+                                                   Optional[torch.Tensor]]:
         """
-        Run one decoder stack; returns per-layer (queries, scene, emb, token logits).
+        Targeted Attention Masking: (object tokens, first mask, later-layer region).
 
-        ``heads`` = (groups, segments, columns, TAM region, object token logits, object
-        column); the last three are None for the object stack.
+        Part rows see the object, background rows the rest; the object's own clicked
+        positions are inside it whatever the object decoder says.
         """
+        tok_labels = obj.final.token_logits.argmax(dim=1)
+        inside = tok_labels == q.columns[k]
+        v2t = enc.voxel_to_token
+        inside[pq.own_voxels if v2t is None else v2t[pq.own_voxels]] = True
+        is_part_row = (pq.groups > 0).view(-1, 1)
+        region = torch.where(is_part_row, inside.view(1, -1), ~inside.view(1, -1))
+        first = mask_from_labels(torch.zeros_like(tok_labels), torch.zeros_like(pq.groups),
+                                 region=region)
+        later = None
+        if self.config.tam_all_layers:
+            later = torch.where(is_part_row, inside.view(1, -1), torch.ones_like(region))
+        return inside, first, later
+
+    def _part_stage(self, enc: EncodedScene, q: 'ClickQueries', obj: 'ObjectStage', k: int,
+                    member: torch.Tensor, rows: Optional[torch.Tensor], aux: bool,
+                    out: DecodeOutput) -> None:
+        """Run object k's part layers; writes its part logits (and aux) into ``out``."""
         cfg = self.config
-        steps = []
-        first = mask
-        obj_lp = None
+        pq = self._part_queries(q, obj, k)
+        inside, first, later = self._target_region(enc, q, obj, k, pq)
+        column = q.columns[k]
+        gate = None
+        if cfg.gate_parts_by_object:
+            gate = (obj.final.token_logits, column,
+                    object_log_probs(obj.final.token_logits, column))
+        head = MaskHead(self.part_mask_embed, self.decoder_norm, pq.groups, pq.segments,
+                        1 + len(pq.parts), later, first if cfg.tam_all_layers else None, gate)
+        from_obj = cfg.part_scene_from_object
+        scene0 = obj.final.scene if from_obj else enc.tokens
+        scene_rows = torch.nonzero(inside).view(-1) if cfg.part_s2c_inside_only else None
+        layers = self._run_layers(self.part_layers, enc, 'part', pq.features, pq.pos, scene0,
+                                  not from_obj, first, head, scene_rows)
+        if aux:
+            for li, st in enumerate(layers[:-1]):
+                out.aux_part_logits[li][k] = self._part_voxel_logits(
+                    enc, st, pq, member, column, rows)
+        out.part_ids[k] = pq.parts
+        out.part_logits[k] = self._part_voxel_logits(enc, layers[-1], pq, member, column, rows)
+        out.token_part_logits[k] = layers[-1].token_logits
+
+    def _static_projections(self, enc: EncodedScene, tag: str, li: int, layer: DecoderLayer):
+        """Return the (cached) click-free projections of the encoder's tokens for layer ``li``."""
+        kv = self._cached(enc, (tag, 'c2s_kv', li),
+                          lambda: layer.c2s.project_kv(enc.tokens, enc.token_pos))
+        s2c_q = None
+        if layer.scene_update:
+            s2c_q = self._cached(enc, (tag, 's2c_q', li),
+                                 lambda: layer.s2c.project_query(enc.tokens, enc.token_pos))
+        return kv, s2c_q
+
+    def _run_layers(self, layers, enc: EncodedScene, tag: str, queries: torch.Tensor,
+                    qpos: torch.Tensor, scene: torch.Tensor, static: bool,
+                    mask: Optional[torch.Tensor], head: 'MaskHead',
+                    scene_rows: Optional[torch.Tensor] = None) -> List['LayerOutput']:
+        """
+        Run one decoder stack; returns every layer's output.
+
+        ``static``: the scene is still the encoder's tokens, so their projections come from
+        the per-scene cache until a layer updates the scene.
+        """
+        outputs = []
         for li, layer in enumerate(layers):
             kv = s2c_q = None
             if static:
-                kv = self._cached(enc, (tag, 'c2s_kv', li),
-                                  lambda: layer.c2s.project_kv(enc.tokens, enc.token_pos))
-                if layer.scene_update:
-                    s2c_q = self._cached(
-                        enc, (tag, 's2c_q', li),
-                        lambda: layer.s2c.project_query(enc.tokens, enc.token_pos))
+                kv, s2c_q = self._static_projections(enc, tag, li, layer)
             queries, scene = layer(queries, qpos, scene, enc.token_pos, mask, kv, s2c_q,
                                    scene_rows)
             static = static and not layer.scene_update
-            groups, segs, ncols, tam, obj_tok, column = heads
-            if obj_tok is not None and cfg.gate_parts_by_object and obj_lp is None:
-                obj_lp = object_log_probs(obj_tok, column)
-            if obj_tok is None:
-                emb = self.object_mask_embed(self.decoder_norm(queries))
-                logits = fuse_max(scene @ emb.T, groups, ncols, segs)
-                mask = mask_from_labels(logits.argmax(dim=1), groups)
-            else:
-                emb = self.part_mask_embed(self.decoder_norm(queries))
-                logits = fuse_max(scene @ emb.T, groups, ncols, segs)
-                if cfg.gate_parts_by_object:
-                    logits = gate_by_object(logits, obj_tok, column, obj_lp)
-                mask = mask_from_labels(logits.argmax(dim=1), groups, region=tam,
-                                        fallback=first if cfg.tam_all_layers else None)
-            steps.append((queries, scene, emb, logits))
-        return steps, mask
+            emb, logits, mask = head(queries, scene)
+            outputs.append(LayerOutput(queries, scene, emb, logits))
+        return outputs
 
-    def _part_voxel_logits(self, enc, pscene, pemb, pgroups, num_parts, psegs, object_logits,
-                           column, rows):
-        logits = self._voxel_logits(enc, pscene, pemb, pgroups, 1 + num_parts, psegs, rows)
+    def _part_voxel_logits(self, enc: EncodedScene, layer: 'LayerOutput', pq: 'PartQueries',
+                           object_logits: torch.Tensor, column: int,
+                           rows: Optional[torch.Tensor]) -> torch.Tensor:
+        """Per-voxel part logits of one layer; rows outside ``rows`` read 'no part'."""
+        num_parts = len(pq.parts)
+        logits = self._voxel_logits(enc, layer.scene, layer.embeddings, pq.groups,
+                                    1 + num_parts, pq.segments, rows)
         if self.config.gate_parts_by_object:
             obj = object_logits if rows is None else object_logits[rows]
             logits = gate_by_object(logits, obj, column)
@@ -448,3 +486,93 @@ class PinPoint3D(nn.Module):
         full[:, 0] = 0.0
         full[rows] = logits
         return full
+
+
+@dataclasses.dataclass
+class ClickQueries:
+    """Decoder input built from the clicks: objects' positive clicks first, then negatives."""
+
+    fg: List[VoxelClick]              # positive clicks, by (object id, order)
+    bg: List[VoxelClick]              # negative clicks, by order
+    object_ids: List[int]             # object of columns 1..K
+    columns: Dict[int, int]           # object id -> column
+    voxels: torch.Tensor              # (C,) voxel of each click, fg then bg
+    features: torch.Tensor            # (Q, d) initial queries: fg, background queries, bg
+    pos: torch.Tensor                 # (Q, d)
+    groups: torch.Tensor              # (Q,) column of each query (0 = background)
+    segments: Optional[dict]          # contiguous query ranges per column (segments_of)
+
+    @property
+    def num_fg(self) -> int:
+        """Return the number of positive clicks."""
+        return len(self.fg)
+
+    @property
+    def num_columns(self) -> int:
+        """Return 1 + K (background and one column per object)."""
+        return 1 + len(self.object_ids)
+
+
+@dataclasses.dataclass
+class PartQueries:
+    """Decoder input of one object's part stage."""
+
+    parts: List[int]                  # part id of columns 1..P
+    features: torch.Tensor            # (Q, d): part clicks, refined background, no-part clicks
+    pos: torch.Tensor                 # (Q, d)
+    groups: torch.Tensor              # (Q,) part column of each query (0 = not a part)
+    segments: Optional[dict]
+    own_voxels: torch.Tensor          # voxels of the object's positive clicks
+
+
+@dataclasses.dataclass
+class LayerOutput:
+    """One decoder layer's result."""
+
+    queries: torch.Tensor             # (Q, d) refined queries
+    scene: torch.Tensor               # (T, d) scene tokens after this layer
+    embeddings: torch.Tensor          # (Q, d) mask embeddings
+    token_logits: torch.Tensor        # (T, columns) fused per-token logits
+
+
+@dataclasses.dataclass
+class ObjectStage:
+    """The object layers' outputs and the per-voxel logits of the last one."""
+
+    layers: List[LayerOutput]
+    voxel_logits: torch.Tensor        # (V, 1+K) raw
+    aux_logits: List[torch.Tensor]    # earlier layers (only with aux)
+
+    @property
+    def final(self) -> LayerOutput:
+        """Return the last layer's output."""
+        return self.layers[-1]
+
+
+@dataclasses.dataclass
+class MaskHead:
+    """
+    Turns a layer's queries into token logits and the next layer's attention mask.
+
+    ``region``/``fallback`` restrict the part stage's mask (Targeted Attention Masking);
+    ``gate`` = (object token logits, column, their log-probs) factors parts through the object.
+    """
+
+    embed: nn.Module
+    norm: nn.Module
+    groups: torch.Tensor
+    segments: Optional[dict]
+    num_columns: int
+    region: Optional[torch.Tensor] = None
+    fallback: Optional[torch.Tensor] = None
+    gate: Optional[tuple] = None
+
+    def __call__(self, queries: torch.Tensor, scene: torch.Tensor):
+        """Return (mask embeddings (Q, d), token logits (T, C), next mask (Q, T))."""
+        emb = self.embed(self.norm(queries))
+        logits = fuse_max(scene @ emb.T, self.groups, self.num_columns, self.segments)
+        if self.gate is not None:
+            logits = gate_by_object(logits, *self.gate)
+        mask = mask_from_labels(logits.argmax(dim=1), self.groups, region=self.region,
+                                fallback=self.fallback)
+        return emb, logits, mask

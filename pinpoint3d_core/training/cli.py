@@ -68,11 +68,11 @@ def add_arguments(parser):
 
 def config_from_args(args):
     """Build the TrainConfig of a run from parsed arguments."""
-    from pinpoint3d_core.model.config import get_config
+    from pinpoint3d_core.inference.config import default_inference
     from pinpoint3d_core.training.trainer import TrainConfig
     focus = args.focus_crop
     if focus is None:
-        focus = get_config(args.config).focus_half_extent
+        focus = default_inference(args.config).focus_half_extent
     return TrainConfig(
         model=args.config, stage=args.stage, steps=args.steps, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, warmup=args.warmup,
@@ -85,7 +85,7 @@ def config_from_args(args):
 
 def run(args):
     """Train; prints where the checkpoints are."""
-    from pinpoint3d_core.evaluation.harness import scene_paths
+    from pinpoint3d_core.scene import scene_paths
     from pinpoint3d_core.training.trainer import Trainer
     cfg = config_from_args(args)
     if cfg.steps < 1:

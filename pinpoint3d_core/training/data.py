@@ -182,7 +182,7 @@ class TrainingDataset(torch.utils.data.Dataset):
             kind = self.kinds[counter % len(self.kinds)]
             seed = (self.seed * 1_000_003 + counter) % (2 ** 31)
             if kind == 'toy':
-                from pinpoint3d_core.training.toy import toy_scene
+                from pinpoint3d_core.toyscenes import toy_scene
                 return f'toy-{seed}', toy_scene(seed)
             from pinpoint3d_core.synth import generate_scene
             if kind == 'indoor':
@@ -210,7 +210,7 @@ class TrainingDataset(torch.utils.data.Dataset):
             level = 'part'
         else:
             level = 'part' if rng.random() < self.part_prob else 'object'
-        from pinpoint3d_core.evaluation.harness import stuff_ids
+        from pinpoint3d_core.scene import stuff_ids
         level, targets, gt = sample_targets(obj, part, level, rng, self.max_objects,
                                             self.max_part_objects, self.min_target_voxels,
                                             exclude=stuff_ids(scene))

@@ -273,8 +273,12 @@ def save_training_checkpoint(path, model, optimizer, scheduler, step, cfg):
 def export_model(path, model, cfg, step):
     """Write the model-only project checkpoint that ``Segmenter.load`` reads."""
     from pinpoint3d_core.model.checkpoint import save_checkpoint
+    from pinpoint3d_core.inference.config import default_inference
     meta = {'train_config': json.loads(json.dumps(asdict(cfg))), 'step': int(step)}
-    return save_checkpoint(path, model, metadata=meta)
+    # The checkpoint records the crop it was trained with: sessions then use that box.
+    inference = default_inference(model.config.name).replace(
+        focus_half_extent=float(cfg.focus_crop))
+    return save_checkpoint(path, model, metadata=meta, inference=inference)
 
 
 def load_init(model, path):
@@ -376,9 +380,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
-        # The checkpoint records the crop it was trained with: sessions then use that box.
-        model_cfg = get_config(cfg.model).replace(focus_half_extent=float(cfg.focus_crop))
-        self.model = PinPoint3D(model_cfg).to(self.device)
+        self.model = PinPoint3D(get_config(cfg.model)).to(self.device)
         self.ckpt_path = os.path.join(out_dir, 'checkpoint.pt')
         self.step = 0
         if self.rank == 0:

@@ -1,16 +1,19 @@
 """
-Mask connectivity: an object the user clicked is one connected piece that holds the click.
+The voxel neighbour graph that the inference rules and the non-learned baseline walk.
 
-The decoder scores every voxel independently, so a mask can also light up a look-alike a few
-metres away (the next parked car, the next barrier in a row). Pieces of a label that no
-positive click of that label reaches are handed back to the background. Reach is over the
-graph linking each voxel to its k nearest voxels no farther than the gap, keeping the links
-whose two ends carry the same label. The graph is built once per encoded cloud, so a click
-costs one connected-components pass. Nearest neighbours adapt to point density (the rings of
-a car 15 m from a 32-beam sensor stay linked), and two dense pieces count as one only where
+Mask connectivity (``clicked_pieces``): an object the user clicked is one connected piece that
+holds the click. The decoder scores every voxel independently, so a mask can also light up a
+look-alike a few metres away (the next parked car, the next barrier in a row). Pieces of a
+label that no positive click of that label reaches are handed back to the background. Reach is
+over the graph linking each voxel to its k nearest voxels no farther than the gap, keeping the
+links whose two ends carry the same label. The graph is built once per encoded cloud, so a
+click costs one connected-components pass. Nearest neighbours adapt to point density (the rings
+of a car 15 m from a 32-beam sensor stay linked), and two dense pieces count as one only where
 they (nearly) touch, which is what splits neighbours in a row. Its limit: rings farther apart
 than a voxel's k nearest neighbours along its own ring (about 0.4 m at 0.1 m voxels; a car
-beyond ~25 m for 32 beams) are separate pieces, and the user needs a click per ring.
+beyond ~25 m for 32 beams) are separate pieces, and the user needs a click per ring. Geodesic
+distances (``seed_distance``, ``nearest_seed``) run over the same links; the baseline gives its
+links costs (``with_link_costs``) so that paths prefer one smooth surface.
 """
 
 import numpy as np
@@ -22,27 +25,48 @@ NEIGHBOURS = 8
 
 
 class NeighbourGraph:
-    """The k-nearest-neighbour links (up to ``max_gap`` long) between voxel positions."""
+    """
+    The k-nearest-neighbour links (up to ``max_gap`` long) between voxel positions.
 
-    def __init__(self, xyz, max_gap, neighbours=NEIGHBOURS):
-        """Link every position to its nearest neighbours; no links when ``max_gap`` <= 0."""
+    ``src``/``dst`` (L,) are the links, ``src`` sorted (k per node at most, nearest first);
+    ``length`` (L,) is what a path pays for a link: metres, times a cost when the baseline
+    set one with ``with_link_costs``.
+    """
+
+    def __init__(self, xyz: np.ndarray, max_gap: float, neighbours: int = NEIGHBOURS):
+        """Link every position (V, 3) to its nearest neighbours; none when ``max_gap`` <= 0."""
         xyz = np.asarray(xyz, dtype=np.float64)
         self.size = len(xyz)
         self.src = self.dst = np.zeros(0, dtype=np.int64)
         self.length = np.zeros(0)
+        self.neighbours = 0
         self._matrix = None
         k = min(neighbours + 1, self.size)
         if max_gap <= 0 or k < 2:
             self.enabled = max_gap > 0
             return
         self.enabled = True
+        self.neighbours = k - 1
         dist, nbr = cKDTree(xyz).query(xyz, k)
         near = (dist[:, 1:] <= max_gap).ravel()
         self.src = np.repeat(np.arange(self.size), k - 1)[near]
         self.dst = nbr[:, 1:].ravel()[near]
         self.length = dist[:, 1:].ravel()[near]
 
-    def clicked_pieces(self, labels, seeds):
+    @property
+    def complete(self) -> bool:
+        """Return whether every node kept all its k links (``dst`` reshapes to (V, k))."""
+        return len(self.dst) == self.size * self.neighbours
+
+    def with_link_costs(self, cost: np.ndarray) -> 'NeighbourGraph':
+        """Return a copy whose link lengths are multiplied by ``cost`` (L,) >= 0."""
+        out = object.__new__(NeighbourGraph)
+        out.__dict__.update(self.__dict__)
+        out.length = self.length * np.asarray(cost, dtype=np.float64)
+        out._matrix = None
+        return out
+
+    def clicked_pieces(self, labels: np.ndarray, seeds: dict) -> np.ndarray:
         """
         Return a copy of ``labels`` where pieces no seed of their label reaches read 0.
 
@@ -86,7 +110,7 @@ class NeighbourGraph:
             self._matrix = csr_matrix((w, (self.src, self.dst)), shape=(self.size, self.size))
         return self._matrix
 
-    def seed_distance(self, seeds, limit):
+    def seed_distance(self, seeds: np.ndarray, limit: float) -> np.ndarray:
         """Geodesic distance from every node to its nearest seed (inf beyond ``limit``)."""
         seeds = np.unique(np.asarray(seeds, dtype=np.int64))
         if not self.enabled or len(seeds) == 0:
@@ -94,7 +118,7 @@ class NeighbourGraph:
         return dijkstra(self._links(), directed=False, indices=seeds, limit=limit,
                         min_only=True)
 
-    def nearest_seed(self, seeds, radius):
+    def nearest_seed(self, seeds: np.ndarray, radius: float) -> np.ndarray:
         """
         Return, per node, the position in ``seeds`` of the nearest seed along the links.
 

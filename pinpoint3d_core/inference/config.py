@@ -1,0 +1,121 @@
+"""
+What happens around the network: the focus box, the post-decoder rules, input guards.
+
+``ModelConfig`` holds what the weights depend on; ``InferenceConfig`` holds everything a user
+may change without retraining. A checkpoint stores both (``inference`` beside ``config``), and a
+session may run with its own copy (``Segmenter.start(..., inference=...)``). Old checkpoints
+kept these fields inside the model config; ``split_legacy`` separates them on load.
+"""
+
+import dataclasses
+from typing import Any, Dict, Optional, Tuple
+
+from pinpoint3d_core.errors import CheckpointError
+
+
+@dataclasses.dataclass(frozen=True)
+class InferenceConfig:
+    """Inference settings of one segmenter (plain values; saved in checkpoints)."""
+
+    # Interactive sessions encode only the points within this many metres (per axis) of the
+    # positive clicks, so the network sees scenes at the scale it was trained on (a room-sized
+    # box indoors) and the rest of the cloud reads background; 0 = always the whole cloud.
+    focus_half_extent: float = 0.0
+    # Added to every clicked object's logit (against the background queries) before anything
+    # reads object membership; > 0 widens object masks. On synthetic validation scenes 6 helps,
+    # on the real LiDAR scans it hurts, so it is off (docs/model.md, "Object logit bias").
+    object_logit_bias: float = 0.0
+    # Pieces of a predicted object that no positive click of it reaches, over a nearest-
+    # neighbour graph with links up to this many voxel sizes long, read background
+    # (inference/rules.py); 0 = keep every voxel the decoder labels, as the reference does.
+    component_gap_voxels: float = 10.0
+    # A part click gives its part label to the voxels of its object's mask within this many
+    # voxel sizes of it along those links, where no other click is nearer (docs/model.md,
+    # "Click claim"). 0 = only the clicked voxel takes the click's label, as the reference.
+    click_claim_voxels: float = 0.0
+    # Between the parts of an object that carry clicks, each voxel leans towards the part
+    # whose click is geodesically nearest: every this many voxel sizes of extra distance cost
+    # a part one unit of decoder log-probability (docs/model.md, "Part prior"). 0 = off.
+    part_prior_voxels: float = 0.5
+    # Clicks by position snap to the nearest point within this many metres; None = two voxel
+    # sizes, at least 5 cm.
+    snap_radius: Optional[float] = None
+    # Guards on input size (bounded memory).
+    max_points: int = 20_000_000
+    max_voxels: int = 2_000_000
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return a JSON/torch-safe dict."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> 'InferenceConfig':
+        """Build from ``to_dict`` output; unknown keys are a CheckpointError."""
+        unknown = sorted(set(data) - field_names())
+        if unknown:
+            raise CheckpointError(
+                f'inference config has unknown fields {unknown}: the checkpoint was written by '
+                'a newer or different pinpoint3d version')
+        return cls(**data)
+
+    def replace(self, **changes: Any) -> 'InferenceConfig':
+        """Return a copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    def graph_gap_voxels(self) -> float:
+        """Longest neighbour link (voxel sizes) the configured rules need; 0 = no graph."""
+        if self.component_gap_voxels > 0:
+            return self.component_gap_voxels
+        if self.click_claim_voxels > 0 or self.part_prior_voxels > 0:
+            # Without the connectivity rule the links need only reach the claim radius.
+            return max(self.click_claim_voxels, 3.0)
+        return 0.0
+
+
+def field_names() -> frozenset:
+    """Return the names of InferenceConfig's fields."""
+    return frozenset(f.name for f in dataclasses.fields(InferenceConfig))
+
+
+# The plain reference behaviour: whole clouds, no rules after the decoder's argmax.
+REFERENCE_INFERENCE = InferenceConfig(component_gap_voxels=0.0, part_prior_voxels=0.0)
+# Defaults of the model configs shipped by the project (a checkpoint's own settings win).
+DEFAULTS = {
+    'reference': REFERENCE_INFERENCE,
+    'small': InferenceConfig(focus_half_extent=2.0),
+    'small_lidar': InferenceConfig(focus_half_extent=6.0),
+}
+
+
+def default_inference(model_config_name: str) -> InferenceConfig:
+    """Return the default InferenceConfig of a named model config (plain defaults else)."""
+    return DEFAULTS.get(model_config_name, InferenceConfig())
+
+
+def split_legacy(config: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """
+    Split a model-config dict of an old checkpoint into (network fields, inference fields).
+
+    Checkpoints written before InferenceConfig existed kept the inference settings in the
+    model config; their values are the ones those weights were validated with.
+    """
+    names = field_names()
+    network = {k: v for k, v in config.items() if k not in names}
+    inference = {k: v for k, v in config.items() if k in names}
+    return network, inference
+
+
+def resolve_inference(inference: Any, base: InferenceConfig) -> InferenceConfig:
+    """Return ``base`` changed by ``inference`` (None, a dict of fields or an InferenceConfig)."""
+    if inference is None:
+        return base
+    if isinstance(inference, InferenceConfig):
+        return inference
+    if isinstance(inference, dict):
+        unknown = sorted(set(inference) - field_names())
+        if unknown:
+            raise ValueError(f'unknown inference settings {unknown}; known: '
+                             f'{sorted(field_names())}')
+        return base.replace(**inference)
+    raise TypeError(f'inference must be None, a dict or an InferenceConfig, got '
+                    f'{type(inference).__name__}')
