@@ -91,7 +91,7 @@ say "build log: $log"
   "$bvenv/bin/python" setup.py bdist_wheel "${opts[@]}" -d "$wheeldir") > "$log" 2>&1 &
 bpid=$!
 while kill -0 "$bpid" 2>/dev/null; do
-  sleep 30; say "  still compiling ($(grep -c '\.o$\|g++\|nvcc' "$log" 2>/dev/null || echo 0) log lines of compiler work)"
+  sleep 30; say "  still compiling ($(grep -c '\.o$\|g++\|nvcc' "$log" 2>/dev/null || true) log lines of compiler work)"
 done
 wait "$bpid" || die "MinkowskiEngine build failed; last lines of $log:
 $(tail -20 "$log")"
