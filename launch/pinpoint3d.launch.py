@@ -43,8 +43,10 @@ def _setup(context):
             emulate_tty=True,
             parameters=[config, {'checkpoint': checkpoint, 'preset': preset}],
             # Relative names in the node, so `namespace` moves its outputs; the clicks stay
-            # on the absolute topic RViz's Publish Point tool uses, whatever the namespace.
-            remappings=[('points', arg['input_topic']), ('clicked_point', clicks)],
+            # on the absolute topic RViz's Publish Point tool uses, whatever the namespace
+            # (both rules: the node may subscribe to `clicked_point` or to `/clicked_point`).
+            remappings=[('points', arg['input_topic']), ('clicked_point', clicks),
+                        ('/clicked_point', clicks)],
         ),
     ]
     if arg['use_rviz'].lower() in ('true', '1', 'yes'):

@@ -163,7 +163,8 @@ def test_main_launch_starts_the_node_with_the_presets_weights(launch_api):
     params_file, overrides = node['parameters']
     assert params_file == os.path.join(ROOT, 'config', 'indoor_rgbd.yaml')
     assert overrides == {'checkpoint': 'pinpoint3d_small.pt', 'preset': 'indoor'}
-    assert dict(node['remappings']) == {'points': '/points', 'clicked_point': '/clicked_point'}
+    assert dict(node['remappings']) == {'points': '/points', 'clicked_point': '/clicked_point',
+                                        '/clicked_point': '/clicked_point'}
     assert node_of(actions, 'rviz2') is None   # use_rviz defaults to false
     assert "preset 'indoor'" in logs(actions)
 
@@ -214,6 +215,14 @@ def test_rviz_gets_this_launchs_frame_topics_and_namespace(launch_api, tmp_path)
                       'Objects, parts and clicks': '/robot1/pinpoint3d_node/markers'}
     tool, = [t for t in manager['Tools'] if t['Class'] == 'rviz_default_plugins/PublishPoint']
     assert tool['Topic']['Value'] == '/clicked_point'
+    # Another click topic: the node and RViz's tool move to it together.
+    actions = run_opaque(load_description('pinpoint3d.launch.py'), use_rviz='true',
+                         clicked_point_topic='/robot1/clicks')
+    remaps = dict(node_of(actions, 'pinpoint3d_node')['remappings'])
+    assert remaps['clicked_point'] == remaps['/clicked_point'] == '/robot1/clicks'
+    with open(node_of(actions, 'rviz2')['arguments'][1]) as f:
+        tools = yaml.safe_load(f)['Visualization Manager']['Tools']
+    assert [t['Topic']['Value'] for t in tools if 'Topic' in t] == ['/robot1/clicks']
 
 
 def test_unknown_config_is_refused_with_the_choices(launch_api):
