@@ -16,5 +16,6 @@ setup(
                                     'pinpoint3d_ros', 'pinpoint3d_ros.*']),
     install_requires=['numpy', 'scipy', 'pyyaml', 'transforms3d', 'matplotlib', 'tqdm',
                       'open3d-cpu', 'torch'],
+    extras_require={'replay': ['rosbags']},   # pinpoint3d_ros.replay (bag replay)
     entry_points={'console_scripts': ['pinpoint3d = pinpoint3d_core.cli:main']},
 )

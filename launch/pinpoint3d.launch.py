@@ -1,53 +1,95 @@
 """
-Start pinpoint3d_node with a parameter file, an optional checkpoint and optionally RViz.
+Start pinpoint3d_node with a parameter file and its preset's weights, optionally RViz.
 
-  ros2 launch pinpoint3d pinpoint3d.launch.py input_topic:=/camera/camera/depth/color/points
-  ros2 launch pinpoint3d pinpoint3d.launch.py config:=<share>/config/kitti_lidar.yaml \
-      input_topic:=/velodyne_points use_rviz:=true
+  ros2 launch pinpoint3d pinpoint3d.launch.py input_topic:=/camera/camera/depth/color/points \
+      fixed_frame:=camera_color_optical_frame use_rviz:=true
+  ros2 launch pinpoint3d pinpoint3d.launch.py config:=kitti_lidar.yaml \
+      input_topic:=/velodyne_points fixed_frame:=velodyne use_rviz:=true
+  ros2 launch pinpoint3d pinpoint3d.launch.py config:=tabletop_rgbd.yaml checkpoint:=/my/w.pt
+
+`config` names a shipped parameter file (config/) or a path; its preset (indoor, tabletop,
+lidar) picks the shipped weights unless `checkpoint` is given (the launch log says which).
+RViz gets a config generated from rviz/pinpoint3d.rviz with this launch's fixed frame, input
+topic, namespace and click topic.
 """
 
+import os
+import tempfile
+
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument
-from launch.conditions import IfCondition
-from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch_ros.actions import Node
-from launch_ros.descriptions import ParameterValue
-from launch_ros.substitutions import FindPackageShare
+
+
+def _setup(context):
+    """Resolve config, preset, weights and the RViz config from the launch arguments."""
+    from ament_index_python.packages import get_package_share_directory
+    from pinpoint3d_ros import launch_support
+    arg = context.launch_configurations
+    share = get_package_share_directory('pinpoint3d')
+    config = launch_support.resolve_config(arg['config'], share)
+    preset, checkpoint, note = launch_support.choose_weights(
+        config, arg['checkpoint'], share, arg['preset'])
+    namespace = arg['namespace']
+    clicks = arg['clicked_point_topic']
+    actions = [
+        LogInfo(msg=f'pinpoint3d: {note}'),
+        Node(
+            package='pinpoint3d',
+            executable='pinpoint3d_node',
+            name=launch_support.NODE_NAME,
+            namespace=namespace,
+            output='screen',
+            emulate_tty=True,
+            parameters=[config, {'checkpoint': checkpoint, 'preset': preset}],
+            # Relative names in the node, so `namespace` moves its outputs; the clicks stay
+            # on the absolute topic RViz's Publish Point tool uses, whatever the namespace
+            # (both rules: the node may subscribe to `clicked_point` or to `/clicked_point`).
+            remappings=[('points', arg['input_topic']), ('clicked_point', clicks),
+                        ('/clicked_point', clicks)],
+        ),
+    ]
+    if arg['use_rviz'].lower() in ('true', '1', 'yes'):
+        rviz_file = launch_support.write_rviz_config(
+            os.path.join(tempfile.mkdtemp(prefix='pinpoint3d-rviz-'), 'pinpoint3d.rviz'),
+            os.path.join(share, 'rviz', launch_support.RVIZ_FILE), arg['fixed_frame'],
+            arg['input_topic'], namespace, clicks)
+        actions += [
+            LogInfo(msg=f"pinpoint3d: RViz fixed frame '{arg['fixed_frame']}', input "
+                        f"'{arg['input_topic']}', clicks on '{clicks}' ({rviz_file})"),
+            Node(package='rviz2', executable='rviz2', name='rviz2', output='screen',
+                 arguments=['-d', rviz_file]),
+        ]
+    return actions
 
 
 def generate_launch_description():
-    """Declare the arguments and the node (plus RViz when use_rviz is true)."""
-    share = FindPackageShare('pinpoint3d')
+    """Declare the arguments; the node and RViz are made once their values are known."""
     return LaunchDescription([
         DeclareLaunchArgument(
-            'config', default_value=PathJoinSubstitution([share, 'config', 'indoor_rgbd.yaml']),
-            description='parameter file (config/indoor_rgbd.yaml or config/kitti_lidar.yaml)'),
+            'config', default_value='indoor_rgbd.yaml',
+            description='parameter file: indoor_rgbd.yaml, tabletop_rgbd.yaml, '
+                        'kitti_lidar.yaml (shipped, by name) or a path'),
+        DeclareLaunchArgument(
+            'preset', default_value='',
+            description="indoor, tabletop or lidar; '' = the parameter file's preset"),
         DeclareLaunchArgument(
             'checkpoint', default_value='',
-            description="model checkpoint (.pt); '' = the shipped weights/pinpoint3d_small.pt"),
+            description="model checkpoint (.pt path or shipped file name); '' = the preset's "
+                        'weights'),
         DeclareLaunchArgument(
             'input_topic', default_value='/points',
             description='sensor_msgs/PointCloud2 topic to segment'),
         DeclareLaunchArgument(
+            'fixed_frame', default_value='camera_link',
+            description="RViz fixed frame: the cloud's frame, or one TF connects to it"),
+        DeclareLaunchArgument(
+            'clicked_point_topic', default_value='/clicked_point',
+            description="topic of RViz's Publish Point tool the node reads clicks from"),
+        DeclareLaunchArgument(
+            'namespace', default_value='', description='namespace of the node'),
+        DeclareLaunchArgument(
             'use_rviz', default_value='false',
-            description='also start RViz with rviz/pinpoint3d.rviz (Publish Point tool ready)'),
-        Node(
-            package='pinpoint3d',
-            executable='pinpoint3d_node',
-            name='pinpoint3d_node',
-            output='screen',
-            emulate_tty=True,
-            parameters=[
-                LaunchConfiguration('config'),
-                {'checkpoint': ParameterValue(LaunchConfiguration('checkpoint'), value_type=str)},
-            ],
-            remappings=[('points', LaunchConfiguration('input_topic'))],
-        ),
-        Node(
-            package='rviz2',
-            executable='rviz2',
-            name='rviz2',
-            arguments=['-d', PathJoinSubstitution([share, 'rviz', 'pinpoint3d.rviz'])],
-            condition=IfCondition(LaunchConfiguration('use_rviz')),
-        ),
+            description='also start RViz (Publish Point tool ready)'),
+        OpaqueFunction(function=_setup),
     ])

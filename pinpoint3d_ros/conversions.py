@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import sys
 
 import numpy as np
+from pinpoint3d_core.boxes import oriented_box, OrientedBox
 from pinpoint3d_core.errors import InvalidCloudError
 from sensor_msgs.msg import PointCloud2, PointField
 
@@ -369,7 +370,7 @@ def arrays_to_cloud(header, points, colors=None, intensity=None, height=1, width
 
 @dataclass
 class Region:
-    """Indices and an axis-aligned box of one segmented object or part (finite points only)."""
+    """Indices, axis-aligned and oriented boxes of one segmented object or part (finite points)."""
 
     label: int
     indices: np.ndarray   # uint32 indices into the source cloud
@@ -378,9 +379,10 @@ class Region:
     box_size: np.ndarray  # (3,)
     score: float
     parts: list = None
+    oriented_box: OrientedBox = None   # pinpoint3d_core.boxes (None when not asked for)
 
 
-def _region(label, indices, columns, finite, score):
+def _region(label, indices, columns, finite, score, oriented=True):
     """Summarise the points of one label; NaN points keep their index but not the box."""
     cols = np.take(columns, indices[finite[indices]], axis=1)   # (3, M), C order: fast rows
     if cols.shape[1]:
@@ -389,7 +391,8 @@ def _region(label, indices, columns, finite, score):
     else:
         low = high = centroid = np.zeros(3)
     return Region(label=int(label), indices=indices.astype(np.uint32), centroid=centroid,
-                  box_center=(low + high) / 2.0, box_size=high - low, score=float(score))
+                  box_center=(low + high) / 2.0, box_size=high - low, score=float(score),
+                  oriented_box=oriented_box(cols.T) if oriented else None)
 
 
 def _present(labels):
@@ -400,8 +403,14 @@ def _present(labels):
     return np.flatnonzero(counts[1:]) + 1
 
 
-def summarise(points, object_ids, part_ids, object_scores=None, part_scores=None):
-    """Return one Region per object (ascending id) with its parts in ``Region.parts``."""
+def summarise(points, object_ids, part_ids, object_scores=None, part_scores=None,
+              oriented=True):
+    """
+    Return one Region per object (ascending id) with its parts in ``Region.parts``.
+
+    ``oriented``: also fit each region's oriented box (pinpoint3d_core.boxes; about 4 ms for
+    1k points, 11 ms for 10k, 170 ms for 100k on one core here).
+    """
     object_scores = object_scores or {}
     part_scores = part_scores or {}
     object_ids = np.asarray(object_ids)
@@ -413,12 +422,14 @@ def summarise(points, object_ids, part_ids, object_scores=None, part_scores=None
     regions = []
     for label in present:
         idx = np.flatnonzero(object_ids == label)
-        region = _region(label, idx, columns, finite, object_scores.get(int(label), 0.0))
+        region = _region(label, idx, columns, finite, object_scores.get(int(label), 0.0),
+                         oriented)
         region.parts = []
         obj_parts = part_ids[idx]
         for part in _present(obj_parts):
             pidx = idx[obj_parts == part]
             region.parts.append(_region(
-                part, pidx, columns, finite, part_scores.get((int(label), int(part)), 0.0)))
+                part, pidx, columns, finite, part_scores.get((int(label), int(part)), 0.0),
+                oriented))
         regions.append(region)
     return regions

@@ -51,8 +51,9 @@ def iou(a, b):
     return float(np.count_nonzero(a & b) / union) if union else 0.0
 
 
-def write_png(path, points, gt_colors, pred_colors, target_mask, title):
-    """Draw the scene from above and the target object from the side: truth vs prediction."""
+def write_png(path, points, gt_colors, pred_colors, target_mask, title,
+              columns=('ground truth', 'prediction')):
+    """Draw the scene from above and the target from the side: reference vs prediction."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -63,8 +64,7 @@ def write_png(path, points, gt_colors, pred_colors, target_mask, title):
     views = ((0, 1, around, 'target and 4 m around, from above'),
              (0, 2, near, 'target object from the side'))
     for row, (a, b, mask, label) in enumerate(views):
-        for col, (colors, name) in enumerate(((gt_colors, 'ground truth'),
-                                              (pred_colors, 'prediction'))):
+        for col, (colors, name) in enumerate(zip((gt_colors, pred_colors), columns)):
             ax = axes[row, col]
             order = np.argsort(points[mask, 3 - a - b])   # draw far points first
             p, c = points[mask][order], colors[mask][order]
@@ -75,7 +75,7 @@ def write_png(path, points, gt_colors, pred_colors, target_mask, title):
             ax.set_ylabel('xyz'[b] + ' (m)')
     fig.suptitle(title)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=110, format='png')
     plt.close(fig)
 
 
@@ -84,6 +84,43 @@ def _near(points, mask, margin):
     high = np.nanmax(points[mask], axis=0) + margin
     with np.errstate(invalid='ignore'):
         return ((points >= low) & (points <= high)).all(axis=1)
+
+
+def write_outputs(out, points, object_ids, part_ids, colors, summary, draw_png,
+                  comment='pinpoint3d demo segmentation'):
+    """
+    Write segmentation.ply, segmentation.png and summary.json into ``out``; return the paths.
+
+    Each file is written under a temporary name and renamed into place, so a reader that
+    polls for them never reads half a file. ``draw_png(path)`` draws the picture.
+    """
+    from pinpoint3d_core.atomic_files import atomic_path, write_text_atomic
+    os.makedirs(out, exist_ok=True)
+    paths = {'ply': os.path.join(out, 'segmentation.ply'),
+             'png': os.path.join(out, 'segmentation.png'),
+             'json': os.path.join(out, 'summary.json')}
+    with atomic_path(paths['ply']) as tmp:
+        write_labelled_ply(tmp, points, colors, object_ids, part_ids, comment=comment)
+    with atomic_path(paths['png']) as tmp:
+        draw_png(tmp)
+    write_text_atomic(paths['json'], json.dumps(summary, indent=2))
+    return paths
+
+
+def wait_for_scene(path, timeout):
+    """
+    Return the scene at ``path`` once it exists (the player may still be generating it).
+
+    The player renames a complete file into place (scene_player.save_scene_atomic), so the
+    first time the file exists it can be read whole.
+    """
+    from pinpoint3d_core.scene import load_scene
+    deadline = time.monotonic() + timeout
+    while not os.path.isfile(path):
+        if time.monotonic() > deadline:
+            raise SystemExit(f'demo_planner: no scene file {path} after {timeout:g} s')
+        time.sleep(0.2)
+    return load_scene(path)
 
 
 def build_parser():
@@ -142,12 +179,8 @@ class Planner:
 
 def run(args):
     """Run the scripted interaction; returns the process exit code."""
-    from pinpoint3d_core.scene import load_scene
     from pinpoint3d_ros.conversions import label_colors, labeled_cloud_to_arrays
-    deadline = time.monotonic() + args.timeout
-    while not os.path.isfile(args.scene) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    scene = load_scene(args.scene)
+    scene = wait_for_scene(args.scene, args.timeout)
     target, parts = pick_target(scene)
     name = scene.object_meta(target).get('name') or scene.object_meta(target).get('category')
     planner = Planner(args.service, args.timeout)
@@ -194,24 +227,19 @@ def run(args):
                    'encode_ms': round(r.encode_ms, 2), 'decode_ms': round(r.decode_ms, 2),
                    'message': r.message} for label, r, rtt in steps],
     }
-    os.makedirs(args.out, exist_ok=True)
     pred_colors = label_colors(pred_obj, pred_part, 'part', scene.colors)
     gt_local_obj = gt_obj.astype(np.uint32)
     gt_local_part = np.zeros(len(pts), np.uint32)
     for k, part in enumerate(parts, start=1):
         gt_local_part[scene.part_ids == part] = k
     gt_colors = label_colors(gt_local_obj, gt_local_part, 'part', scene.colors)
-    paths = {'ply': os.path.join(args.out, 'segmentation.ply'),
-             'png': os.path.join(args.out, 'segmentation.png'),
-             'json': os.path.join(args.out, 'summary.json')}
-    write_labelled_ply(paths['ply'], points, pred_colors, pred_obj, pred_part,
-                       comment='pinpoint3d demo segmentation')
-    write_png(paths['png'], np.asarray(points, np.float64), gt_colors, pred_colors, gt_obj,
-              f"'{name}' (scene object {target}): object IoU {summary['object_iou']:.2f}, "
-              f"mean part IoU {summary['mean_part_iou'] or 0:.2f}"
-              + (' - UNTRAINED weights' if untrained else ''))
-    with open(paths['json'], 'w') as f:
-        json.dump(summary, f, indent=2)
+    title = (f"'{name}' (scene object {target}): object IoU {summary['object_iou']:.2f}, "
+             f"mean part IoU {summary['mean_part_iou'] or 0:.2f}"
+             + (' - UNTRAINED weights' if untrained else ''))
+    paths = write_outputs(
+        args.out, points, pred_obj, pred_part, pred_colors, summary,
+        lambda path: write_png(path, np.asarray(points, np.float64), gt_colors, pred_colors,
+                               gt_obj, title))
     for label, r, rtt in steps:
         print(f'demo_planner: {label}: {r.message} (round trip {rtt:.1f} ms)')
     print(f"demo_planner: object IoU {summary['object_iou']:.3f}, part IoU {part_iou}")

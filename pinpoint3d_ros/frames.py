@@ -2,19 +2,25 @@
 Bring clicks into the cloud's frame with TF.
 
 RViz publishes /clicked_point in its fixed frame and stamps it with wall time, so the transform
-is looked up at the *cloud's* stamp (the scene the user clicked on). tf2_ros is not shipped as a
-PyPI wheel: without it only clicks already in the cloud frame can be used, and any other frame
-is refused with a message that says so.
+is looked up at the *cloud's* stamp (the scene the user clicked on). The Python module tf2_ros
+comes from the ROS package tf2_ros_py (not tf2_ros, which is the C++ library); the ROS 2 wheels
+on PyPI have neither. Without it only clicks already in the cloud frame can be used, any other
+frame is refused with a message that says what to install, and the node logs that once.
 """
+
+import importlib.metadata
+import os
 
 import numpy as np
 
 from pinpoint3d_core.errors import ClickError
 
-try:  # a full ROS install has tf2_ros; the PyPI wheels do not
+try:  # tf2_ros_py is in every desktop/ros_base install; the PyPI wheels do not have it
     import tf2_ros
-except ImportError:  # pragma: no cover - depends on the installation
+    _TF2_IMPORT_ERROR = None
+except ImportError as _exc:  # pragma: no cover - depends on the installation
     tf2_ros = None
+    _TF2_IMPORT_ERROR = _exc
 
 
 class FrameError(ClickError):
@@ -57,9 +63,14 @@ class ClickTransformer:
         self.timeout_s = float(timeout_s)
         self.buffer = buffer
         self._listener = None
-        if buffer is None and node is not None and tf2_ros is not None:
-            self.buffer = tf2_ros.Buffer()
-            self._listener = tf2_ros.TransformListener(self.buffer, node, spin_thread=False)
+        if buffer is None and node is not None:
+            if tf2_ros is not None:
+                self.buffer = tf2_ros.Buffer()
+                self._listener = tf2_ros.TransformListener(self.buffer, node, spin_thread=False)
+            else:   # said once at start-up, not only when the first foreign click arrives
+                node.get_logger().warning(
+                    f'{tf2_missing_reason()}: clicks are used only when they are already in '
+                    "the cloud's frame.")
 
     @property
     def available(self):
@@ -82,9 +93,8 @@ class ClickTransformer:
         if self.buffer is None:
             raise FrameError(
                 f"click frame '{source_frame}' differs from the cloud frame '{cloud_frame}' "
-                'and tf2_ros is not available in this ROS installation (the PyPI wheels do '
-                f"not ship it); send clicks in '{cloud_frame}' (empty frame_id also means the "
-                "cloud frame), or set RViz's Fixed Frame to it, or run in a full ROS install.")
+                f"and {tf2_missing_reason()}; or send clicks in '{cloud_frame}' (an empty "
+                "frame_id also means the cloud frame), or set RViz's Fixed Frame to it.")
         try:
             transform = self.buffer.lookup_transform(
                 cloud_frame, source_frame, stamp, timeout=_duration(self.timeout_s))
@@ -94,6 +104,31 @@ class ClickTransformer:
                 f'within {self.timeout_s:.2f} s ({type(exc).__name__}: {exc}); check that the '
                 'TF tree connects both frames.') from exc
         return apply_transform(transform, points)
+
+
+def tf2_missing_reason(distro=None, pypi_wheels=None):
+    """
+    Say why tf2_ros does not import here and what to install.
+
+    ``distro`` defaults to $ROS_DISTRO; ``pypi_wheels`` to whether rclpy came from the PyPI
+    wheels (the ``ros-rclpy`` distribution), which have no tf2 at all.
+    """
+    distro = os.environ.get('ROS_DISTRO', '') if distro is None else distro
+    if pypi_wheels is None:
+        try:
+            importlib.metadata.version('ros-rclpy')
+            pypi_wheels = True
+        except importlib.metadata.PackageNotFoundError:
+            pypi_wheels = False
+    if pypi_wheels and not distro:
+        where = ('this environment runs the ROS 2 wheels from PyPI, which have no tf2; use a '
+                 'ROS 2 install (apt) with ros-<distro>-tf2-ros-py for clicks in other frames')
+    else:
+        package = f'ros-{distro or "<distro>"}-tf2-ros-py'
+        where = (f'install {package} (sudo apt install {package}; `rosdep install` does it '
+                 'from package.xml), then restart the node')
+    detail = f' ({_TF2_IMPORT_ERROR})' if _TF2_IMPORT_ERROR is not None else ''
+    return f'tf2_ros is not available: the Python module tf2_ros{detail} is missing; {where}'
 
 
 def _duration(seconds):

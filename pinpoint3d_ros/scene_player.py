@@ -7,6 +7,7 @@ score the segmentation; ``--generate-only`` stops after that.
 """
 
 import argparse
+import os
 import sys
 
 from pinpoint3d_ros.conversions import arrays_to_cloud
@@ -23,6 +24,23 @@ def make_scene(args):
         return load_scene(args.npz)
     from pinpoint3d_core.synth import generate_scene
     return generate_scene(kind=args.sensor, seed=args.seed, mode=args.mode, size=args.size)
+
+
+def save_scene_atomic(path, scene):
+    """
+    Write the scene .npz so that a polling reader never sees part of it; return the path.
+
+    The demo planner starts at the same time as the player and reads this file as soon as it
+    exists (tools/demo.sh, demo.launch.py run_planner:=true).
+    """
+    from pinpoint3d_core.atomic_files import atomic_path
+    from pinpoint3d_core.scene import save_scene
+    path = os.fspath(path)
+    if not path.endswith('.npz'):
+        path += '.npz'
+    with atomic_path(path) as tmp:
+        save_scene(tmp, scene)
+    return path
 
 
 def scene_cloud(scene, frame_id, stamp=None):
@@ -84,10 +102,7 @@ def main(argv=None):
     args = build_parser().parse_args(args_without_ros)
     scene = make_scene(args)
     if args.save:
-        import os
-        from pinpoint3d_core.scene import save_scene
-        os.makedirs(os.path.dirname(os.path.abspath(args.save)), exist_ok=True)
-        path = save_scene(args.save, scene)
+        path = save_scene_atomic(args.save, scene)
         print(f'scene_player: wrote {path} ({len(scene)} points)', flush=True)
     if args.generate_only:
         return 0

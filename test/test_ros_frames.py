@@ -90,3 +90,22 @@ def test_cloud_without_frame_cannot_take_foreign_clicks():
     tf = frames.ClickTransformer(buffer=FakeBuffer({}))
     with pytest.raises(frames.FrameError, match='no frame_id'):
         tf.to_cloud_frame([[0, 0, 0]], 'map', '', None)
+
+
+def test_missing_tf2_names_the_package_to_install_on_a_ros_install():
+    reason = frames.tf2_missing_reason(distro='jazzy', pypi_wheels=False)
+    assert 'ros-jazzy-tf2-ros-py' in reason and 'PyPI' not in reason
+    assert 'ros-<distro>-tf2-ros-py' in frames.tf2_missing_reason(distro='', pypi_wheels=False)
+    # Only the PyPI wheels themselves are blamed on the PyPI wheels.
+    assert 'wheels from PyPI' in frames.tf2_missing_reason(distro='', pypi_wheels=True)
+    assert 'ros-kilted-tf2-ros-py' in frames.tf2_missing_reason(distro='kilted', pypi_wheels=True)
+
+
+def test_transformer_without_tf2_warns_once_at_start_with_the_fix(monkeypatch):
+    monkeypatch.setattr(frames, 'tf2_ros', None)
+    said = []
+    logger = type('L', (), {'warning': lambda self, text: said.append(text)})()
+    node = type('N', (), {'get_logger': lambda self: logger})()
+    tf = frames.ClickTransformer(node=node)
+    assert not tf.available
+    assert len(said) == 1 and 'tf2-ros-py' in said[0] and "cloud's frame" in said[0]

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One-time, idempotent set-up: system packages, .venv with pinned wheels (ROS 2 Kilted from PyPI,
 # torch, open3d, ...), the CMake fix-ups the ROS wheels need, and MinkowskiEngine 0.5.4 from a
-# wheel cached outside the repository (built once, ~8 min on 2 cores).
+# wheel cached outside the repository (built once, ~8 min on 2 cores, by tools/build_minkowski.sh).
+# A stock ROS 2 system (Jazzy/Kilted, system Python) uses tools/install_python_deps.sh instead.
 #
 # Variables:
 #   TORCH_SPEC       pip requirement for torch (default torch==2.13.0, the local CPU wheel).
@@ -9,6 +10,7 @@
 #   PINPOINT3D_CACHE where built wheels are kept (default ~/.cache/pinpoint3d).
 #   ME_CUDA=1        build MinkowskiEngine with CUDA (default: auto = when nvcc exists and the
 #                    installed torch has CUDA); ME_CUDA=0 forces the CPU-only build.
+#   TORCH_INDEX_URL  pip index of that torch, for MinkowskiEngine's build venv.
 set -eo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -71,40 +73,10 @@ me_import='import collections, collections.abc; collections.Sequence = collectio
 if "$venv/bin/python" -c "$me_import" 2>/dev/null; then
   say "MinkowskiEngine is installed"
 else
-  tver="$("$venv/bin/python" -c 'import torch; print(torch.__version__.split("+")[0])')"
-  cuda="${ME_CUDA:-auto}"
-  if [ "$cuda" = auto ]; then
-    cuda=0
-    if command -v nvcc >/dev/null && "$venv/bin/python" -c 'import sys, torch; sys.exit(0 if torch.version.cuda else 1)'; then cuda=1; fi
-  fi
-  variant=cpu; [ "$cuda" = 1 ] && variant="cu$("$venv/bin/python" -c 'import torch; print(torch.version.cuda.replace(".", ""))')"
-  wheeldir="$cache/wheels/torch-$tver-$variant"
-  wheel=$(ls "$wheeldir"/MinkowskiEngine-0.5.4-*.whl 2>/dev/null | head -1 || true)
-  if [ -z "$wheel" ]; then
-    say "building MinkowskiEngine 0.5.4 ($variant, torch $tver) once; about 8 minutes on 2 cores"
-    bvenv="$cache/build-venv-$tver-$variant"
-    [ -x "$bvenv/bin/python" ] || "$PY" -m venv "$bvenv"
-    "$bvenv/bin/python" -m pip install -q --disable-pip-version-check wheel ninja "$torch_spec"
-    # ME 0.5.4's setup.py needs distutils pieces that setuptools>=60 dropped, and numpy<2 headers.
-    "$bvenv/bin/python" -m pip install -q --disable-pip-version-check 'setuptools<60' 'numpy<2' 2>&1 \
-      | grep -v 'dependency conflicts\|requires setuptools' || true
-    opts=(--global-option=--blas=openblas)
-    if [ "$cuda" = 1 ]; then opts+=(--global-option=--force_cuda); else opts+=(--global-option=--cpu_only); fi
-    mkdir -p "$wheeldir"
-    log="$cache/build-me-$tver-$variant.log"
-    say "build log: $log"
-    MAX_JOBS="${MAX_JOBS:-$(nproc)}" "$bvenv/bin/python" -m pip wheel -v --no-build-isolation --no-deps \
-      minkowskiengine==0.5.4 "${opts[@]}" -w "$wheeldir" > "$log" 2>&1 &
-    bpid=$!
-    while kill -0 "$bpid" 2>/dev/null; do
-      sleep 30; say "  still compiling MinkowskiEngine ($(grep -c 'Building\|\.o$\|g++' "$log" 2>/dev/null || echo 0) log lines of compiler work)"
-    done
-    wait "$bpid" || die "MinkowskiEngine build failed; last lines of $log:
-$(tail -20 "$log")"
-    wheel=$(ls "$wheeldir"/MinkowskiEngine-0.5.4-*.whl | head -1)
-  else
-    say "using cached MinkowskiEngine wheel $wheel"
-  fi
+  # Built once per torch version and CPU/CUDA variant, cached in $cache/wheels (the patches
+  # for Python 3.12 and CUDA 12 toolchains are in tools/patch_minkowski.py, with the reasons).
+  wheel=$(PINPOINT3D_CACHE="$cache" bash "$root/tools/build_minkowski.sh" "$venv/bin/python" | tail -1) \
+    || die "MinkowskiEngine build failed (see above)"
   "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps "$wheel"
   "$venv/bin/python" -c "$me_import" || die "MinkowskiEngine installed but does not import"
 fi

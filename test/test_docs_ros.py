@@ -1,0 +1,58 @@
+"""docs/ros.md against the files it names: scripts, parameter files, launch arguments."""
+
+import ast
+import os
+import re
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+with open(os.path.join(ROOT, 'docs', 'ros.md')) as _f:
+    DOC = _f.read()
+
+
+def launch_arguments(name):
+    """Return the DeclareLaunchArgument names of launch/<name>, read with ast."""
+    with open(os.path.join(ROOT, 'launch', name)) as f:
+        tree = ast.parse(f.read())
+    return {node.args[0].value for node in ast.walk(tree)
+            if isinstance(node, ast.Call) and getattr(node.func, 'id', '') ==
+            'DeclareLaunchArgument'}
+
+
+def test_scripts_the_install_steps_name_exist_and_run():
+    for script in set(re.findall(r'tools/[\w.]+\.(?:sh|py)', DOC)):
+        path = os.path.join(ROOT, script)
+        with open(path) as f:
+            run = f.readline().startswith('#!')   # tools/env.sh is sourced, not run
+        assert not run or os.access(path, os.X_OK), script
+
+
+def test_every_config_named_is_shipped():
+    for name in set(re.findall(r'config:=([\w.]+\.yaml)', DOC)):
+        assert os.path.isfile(os.path.join(ROOT, 'config', name)), name
+
+
+def launch_commands():
+    """Return (launch file, command) of each `ros2 launch pinpoint3d` in docs and launch files."""
+    text = DOC
+    for name in ('pinpoint3d.launch.py', 'demo.launch.py'):
+        with open(os.path.join(ROOT, 'launch', name)) as f:
+            text += '\n' + ast.get_docstring(ast.parse(f.read()))
+    text = text.replace('\\\n', ' ')
+    return re.findall(r'ros2 launch pinpoint3d ([\w.]+\.launch\.py)([^\n`]*)', text)
+
+
+def test_launch_arguments_in_the_docs_are_declared():
+    commands = launch_commands()
+    assert len(commands) >= 6
+    main = launch_arguments('pinpoint3d.launch.py')
+    for launch, command in commands:
+        declared = launch_arguments(launch) | (main if launch == 'pinpoint3d.launch.py' else set())
+        for arg in re.findall(r'\b(\w+):=', command.split('#')[0]):
+            assert arg in declared, (launch, arg, command)
+
+
+def test_executables_named_are_installed():
+    with open(os.path.join(ROOT, 'CMakeLists.txt')) as f:
+        cmake = f.read()
+    for exe in ('pinpoint3d_node', 'scene_player', 'demo_planner', 'replay'):
+        assert f'scripts/{exe}' in cmake and f'`{exe}`' in DOC
