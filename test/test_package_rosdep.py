@@ -101,7 +101,10 @@ def imported_modules(folders, with_tests=False):
                         found.update(a.name.split('.')[0] for a in node.names)
                     elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                         found.add(node.module.split('.')[0])
-    return found - set(sys.stdlib_module_names) - OWN_MODULES
+    # a folder's own helper modules (test/label_fixture.py) are not dependencies
+    local = {os.path.splitext(n)[0] for folder in folders
+             for n in os.listdir(os.path.join(ROOT, folder)) if n.endswith('.py')}
+    return found - set(sys.stdlib_module_names) - OWN_MODULES - local
 
 
 @pytest.mark.parametrize('distro', ['jazzy', 'kilted'])
