@@ -14,6 +14,8 @@ COMMANDS = {
     'synth': ('pinpoint3d_core.synth.cli', 'generate part-annotated synthetic scenes'),
     'segment': ('pinpoint3d_core.segment_cli', 'segment a cloud offline from clicks'),
     'train': ('pinpoint3d_core.training.cli', 'train a model from scratch or resume'),
+    'train-boundary': ('pinpoint3d_core.training.boundary',
+                       'train the boundary network that prices geodesic masks'),
     'evaluate': ('pinpoint3d_core.evaluation.cli', 'evaluate a model or the baseline'),
     'bench': ('pinpoint3d_core.benchmarks.cli', 'print speed and memory figures'),
 }

@@ -102,6 +102,9 @@ class InteractiveSegmenter(Protocol):
     source: str          # where its weights came from ('baseline' for the non-learned one)
     untrained: bool      # True: labels are meaningless (random weights); say so to users
 
+    def describe(self) -> str:
+        """One line for logs and users: which weights, and how masks are made."""
+
     def start(self, points: np.ndarray, colors: Optional[np.ndarray] = None,
               intensity: Optional[np.ndarray] = None) -> InteractiveSession:
         """Prepare one cloud (N, 3) for clicking."""
@@ -249,3 +252,52 @@ def snap_radius_or_default(snap_radius: Optional[float], default: float) -> floa
         raise ClickError(f'snap_radius must be a finite distance >= 0 in metres, got '
                          f'{snap_radius!r}')
     return radius
+
+
+class ScaledSession:
+    """
+    A session over coordinates the caller gives in other units than metres.
+
+    ``scale`` is metres per caller unit: points were multiplied by it before ``inner`` saw
+    them; click positions and snap radii are converted here, labels need no conversion.
+    """
+
+    def __init__(self, inner: InteractiveSession, scale: float):
+        self.inner, self.scale = inner, float(scale)
+        self.encode_ms = inner.encode_ms
+        self.num_points = inner.num_points
+
+    @property
+    def clicks(self) -> List[ResolvedClick]:
+        """Return the click history (snap distances in caller units)."""
+        return [dataclasses.replace(c, snap_distance=c.snap_distance / self.scale)
+                for c in self.inner.clicks]
+
+    def default_snap_radius(self) -> float:
+        """Return the default snap radius in caller units."""
+        return self.inner.default_snap_radius() / self.scale
+
+    def add_clicks(self, clicks: Sequence[Click],
+                   snap_radius: Optional[float] = None) -> List[int]:
+        """Convert positions and radius to metres, then add."""
+        if isinstance(clicks, Click):
+            clicks = [clicks]
+        scaled = [c if not isinstance(c, Click) or c.position is None else dataclasses.replace(
+            c, position=tuple(np.asarray(c.position, dtype=np.float64) * self.scale))
+            for c in clicks]
+        radius = None if snap_radius is None else \
+            snap_radius_or_default(snap_radius, 0.0) * self.scale
+        return self.inner.add_clicks(scaled, radius)
+
+    def predict(self, granularity: str = 'both',
+                target_objects: Optional[Sequence[int]] = None) -> Prediction:
+        """Return the inner session's prediction (labels are unit-free)."""
+        return self.inner.predict(granularity, target_objects)
+
+    def undo(self) -> int:
+        """Undo the last batch."""
+        return self.inner.undo()
+
+    def reset(self) -> None:
+        """Forget every click."""
+        self.inner.reset()

@@ -260,9 +260,16 @@ def read_any(path, object_ids=None, part_ids=None):
 
 
 def stuff_ids(scene):
-    """Object ids the scene's meta marks as stuff (floor, wall, road...): never targets."""
-    objs = (scene.meta or {}).get('objects', {})
-    return {int(k) for k, v in objs.items() if isinstance(v, dict) and v.get('stuff')}
+    """
+    Object ids the scene's meta marks as stuff (floor, wall, road, table...): never targets.
+
+    Synthetic scenes flag ``meta.objects[id].stuff``; converted real scans (mOSD) list them in
+    ``meta.stuff_ids``. Both count.
+    """
+    meta = scene.meta or {}
+    objs = meta.get('objects', {})
+    out = {int(k) for k, v in objs.items() if isinstance(v, dict) and v.get('stuff')}
+    return out | {int(k) for k in meta.get('stuff_ids', [])}
 
 
 def scene_paths(specs):

@@ -14,6 +14,7 @@ import sys
 import numpy as np
 
 from pinpoint3d_core.errors import ClickError, Pinpoint3DError
+from pinpoint3d_core.presets import PRESETS
 
 
 def add_arguments(parser):
@@ -24,7 +25,10 @@ def add_arguments(parser):
                         help='x,y,z[,object_id[,part_id]] or @index[,object_id[,part_id]]; '
                              'object_id 0 = background click (repeatable)')
     parser.add_argument('--out', required=True, help='output .ply or .npz')
-    parser.add_argument('--checkpoint', help='project checkpoint (default: shipped weights)')
+    parser.add_argument('--preset', choices=sorted(PRESETS),
+                        help='sensor setting: picks the shipped weights and their inference '
+                             'settings (indoor, tabletop, lidar; default indoor)')
+    parser.add_argument('--checkpoint', help='project checkpoint (wins over --preset)')
     parser.add_argument('--official', help='official AGILE3D/PinPoint3D .pth (reference model)')
     parser.add_argument('--untrained', action='store_true',
                         help='use a randomly initialised model (for testing the pipeline only)')
@@ -102,7 +106,11 @@ def run(args):
         print('pinpoint3d segment: WARNING: untrained model, labels are meaningless',
               file=sys.stderr)
     else:
-        seg = Segmenter.load(args.checkpoint, device=args.device)
+        seg = Segmenter.load(args.checkpoint, device=args.device, preset=args.preset)
+        if args.checkpoint and args.preset:
+            print(f'pinpoint3d segment: --checkpoint {args.checkpoint} wins over --preset '
+                  f'{args.preset}', file=sys.stderr)
+    print(f'pinpoint3d segment: {seg.describe()}', file=sys.stderr)
     session = seg.start(scene.coords, scene.colors, scene.intensity)
     session.add_clicks(clicks, snap_radius=args.snap_radius)
     pred = session.predict(args.granularity)

@@ -12,17 +12,18 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from pinpoint3d_core.errors import CheckpointError
+from pinpoint3d_core.errors import CheckpointError, Pinpoint3DError
 from pinpoint3d_core.inference.config import (
     default_inference, InferenceConfig, resolve_inference)
+from pinpoint3d_core.inference.geodesic import GeodesicSession, handcrafted_costs
 from pinpoint3d_core.inference.graph import NeighbourGraph
 from pinpoint3d_core.inference.pipeline import apply_rules, inference_rules
 from pinpoint3d_core.inference.view import ViewClick, ViewLabels
 from pinpoint3d_core.interaction import (
     check_granularity, check_targets, Click, ClickBook, GRANULARITIES, MIN_DEFAULT_SNAP_RADIUS,
-    Prediction, ResolvedClick, snap_radius_or_default)
+    Prediction, ResolvedClick, ScaledSession, snap_radius_or_default)
 from pinpoint3d_core.model.checkpoint import (
-    default_checkpoint_path, load_checkpoint, load_official_checkpoint)
+    checkpoint_inference, default_checkpoint_path, load_checkpoint, load_official_checkpoint)
 from pinpoint3d_core.model.config import get_config, ModelConfig
 from pinpoint3d_core.model.pinpoint3d import DecodeOutput, PinPoint3D, VoxelClick
 from pinpoint3d_core.model.voxelize import (
@@ -71,40 +72,85 @@ def decoder_scores(out: DecodeOutput) -> Tuple[Dict[int, float], Dict[Tuple[int,
 
 
 class Segmenter:
-    """A loaded model and its inference settings; ``start`` opens one Session per cloud."""
+    """
+    A loaded model and its inference settings; ``start`` opens one session per cloud.
 
-    def __init__(self, model: PinPoint3D, device='cpu', metadata: Optional[dict] = None,
+    ``model`` is the PinPoint3D network (click decoders; None in a checkpoint that holds only a
+    boundary network), ``boundary`` the BoundaryNet that prices the surface graph's links for
+    geodesic object masks (None: handcrafted costs, i.e. the baseline's rule).
+    """
+
+    def __init__(self, model: Optional[PinPoint3D], device='cpu', metadata: Optional[dict] = None,
                  untrained: bool = False, source: str = '',
-                 inference: Optional[InferenceConfig] = None):
+                 inference: Optional[InferenceConfig] = None, boundary=None):
         self.device = torch.device(device)
-        self.model = model.to(self.device).eval()
+        self.model = None if model is None else model.to(self.device).eval()
+        self.boundary = None if boundary is None else boundary.to(self.device).eval()
         self.metadata = dict(metadata or {})
         self.untrained = bool(untrained)
         self.source = source
-        self.inference = inference or default_inference(model.config.name)
+        name = model.config.name if model is not None else ''
+        self.inference = inference or default_inference(name)
+        if model is None and self.inference.object_masks != 'geodesic':
+            raise CheckpointError(f'{source}: no click decoder in this checkpoint, so its '
+                                  "inference must use object_masks='geodesic'")
         if self.device.type == 'cpu':
             # Same input, same labels: CPU kernels are deterministic with this switch.
             torch.use_deterministic_algorithms(True, warn_only=True)
 
     @property
-    def config(self) -> ModelConfig:
-        """Return the network's ModelConfig."""
-        return self.model.config
+    def config(self) -> Optional[ModelConfig]:
+        """Return the click decoder's ModelConfig (None without a decoder)."""
+        return None if self.model is None else self.model.config
+
+    @property
+    def learned_masks(self) -> bool:
+        """Return whether object masks come from learned weights (not the baseline's rule)."""
+        if self.inference.object_masks == 'geodesic':
+            return self.boundary is not None
+        return self.model is not None
+
+    def describe(self) -> str:
+        """One line for logs: where the weights came from and how masks are made."""
+        how = {('geodesic', True): 'geodesic masks priced by the learned boundary network',
+               ('geodesic', False): 'geodesic masks with handcrafted costs (no boundary net)',
+               ('decoder', True): 'object decoder masks', ('decoder', False): '?'}
+        state = 'UNTRAINED ' if self.untrained else ''
+        return (f'{state}weights {self.source} on {self.device.type}: '
+                f'{how[(self.inference.object_masks, self.learned_masks)]}')
 
     @classmethod
     def load(cls, checkpoint=None, device='auto', config=None,
-             inference: InferenceLike = None) -> 'Segmenter':
+             inference: InferenceLike = None, preset: Optional[str] = None) -> 'Segmenter':
         """
-        Load a project checkpoint (None = the shipped ``weights/pinpoint3d_small.pt``).
+        Load a project checkpoint, a preset's weights, or the shipped indoor weights.
+
+        ``checkpoint`` (a path) wins over ``preset``; with neither, the shipped
+        ``weights/pinpoint3d_small.pt``.
 
         ``inference`` changes the checkpoint's inference settings (dict of fields, or a whole
         InferenceConfig).
         """
-        path = default_checkpoint_path() if checkpoint is None else checkpoint
+        from pinpoint3d_core.model.checkpoint import boundary_from_data, read_checkpoint
+        from pinpoint3d_core.presets import preset_weights
+        if checkpoint is not None:
+            path = checkpoint
+        elif preset is not None:
+            path = preset_weights(preset)
+        else:
+            path = default_checkpoint_path()
         dev = _pick_device(device)
-        model, meta, saved = load_checkpoint(path, expected_config=config, device=dev)
+        data = read_checkpoint(path)
+        model = meta = None
+        saved = checkpoint_inference(data)
+        if 'state_dict' in data:
+            model, meta, saved = load_checkpoint(path, expected_config=config, device=dev)
+        boundary = boundary_from_data(data, path)
+        meta = meta if meta is not None else dict(data.get('metadata', {}))
+        if preset is not None:
+            meta['preset'] = preset
         return cls(model, dev, meta, untrained=False, source=str(path),
-                   inference=resolve_inference(inference, saved))
+                   inference=resolve_inference(inference, saved), boundary=boundary)
 
     @classmethod
     def untrained(cls, config='small', seed: int = 0, device='auto',
@@ -132,11 +178,49 @@ class Segmenter:
                    source=str(path))
 
     def start(self, points: np.ndarray, colors: Optional[np.ndarray] = None,
-              intensity: Optional[np.ndarray] = None,
-              inference: InferenceLike = None) -> 'Session':
-        """Voxelise the cloud (N, 3) and encode it (or wait for the focus box); a Session."""
-        return Session(self, points, colors, intensity,
-                       resolve_inference(inference, self.inference))
+              intensity: Optional[np.ndarray] = None, inference: InferenceLike = None):
+        """
+        Prepare one cloud (N, 3) for clicks; returns a session.
+
+        Decoder object masks: voxelise and encode (or wait for the focus box), a ``Session``.
+        Geodesic object masks: build the surface graph and price its links, a
+        ``GeodesicSession``.
+        """
+        settings = resolve_inference(inference, self.inference)
+        scale = float(settings.input_scale)
+        if not (np.isfinite(scale) and scale > 0):
+            raise Pinpoint3DError(f'input_scale must be a positive number, got {scale!r}')
+        if scale != 1.0:
+            metric = np.asarray(points, dtype=np.float64) * scale
+            inner = self.start(metric, colors, intensity, settings.replace(input_scale=1.0))
+            return ScaledSession(inner, scale)
+        if settings.object_masks == 'geodesic':
+            parts = None
+            if settings.geodesic_parts == 'decoder':
+                if self.model is None:
+                    raise CheckpointError(f"{self.source}: geodesic_parts='decoder' needs a "
+                                          'checkpoint with a click decoder')
+                parts = Session(self, points, colors, intensity,
+                                settings.replace(object_masks='decoder'))
+            max_clicks = self.model.config.max_clicks if self.model is not None else 200
+            return GeodesicSession(settings, points, colors, intensity,
+                                   costs=self._link_costs(settings), max_clicks=max_clicks,
+                                   part_session=parts)
+        if self.model is None:
+            raise CheckpointError(f'{self.source} has no click decoder for '
+                                  "object_masks='decoder'")
+        return Session(self, points, colors, intensity, settings)
+
+    def _link_costs(self, settings: InferenceConfig):
+        if self.boundary is None:
+            return handcrafted_costs(settings)
+        net = self.boundary
+
+        def learned(surface):
+            with torch.inference_mode():
+                probability = net.boundary_probability(surface)
+            return surface.learned_costs(probability, settings.boundary_weight)
+        return learned
 
 
 class _EncodedView:

@@ -8,7 +8,8 @@ import re
 import numpy as np
 
 from pinpoint3d_core.errors import Pinpoint3DError
-from pinpoint3d_core.evaluation import harness, metrics
+from pinpoint3d_core.evaluation import harness, metrics, realdev
+from pinpoint3d_core.presets import get_preset, preset_weights, PRESETS
 from pinpoint3d_core.scene import named_scenes, real_data_dir, scene_paths
 
 PNG_STEPS = (1, 3, 5)
@@ -22,10 +23,22 @@ def add_arguments(parser):
                         help='evaluate on the labelled real LiDAR scans in $PINPOINT3D_REAL_DATA '
                              '(default: shared/data beside the checkout); implies --protocol '
                              'object')
+    parser.add_argument('--real-dev', choices=sorted(realdev.FAMILIES), metavar='FAMILY',
+                        help='evaluate on a real development family (' +
+                             ', '.join(sorted(realdev.FAMILIES)) + '), split --split; implies '
+                             '--protocol object and, without --preset, the preset of the '
+                             'family')
+    parser.add_argument('--split', choices=realdev.SPLITS, default='val',
+                        help='part of the real development family (default: val, the part '
+                             'nothing is trained or tuned on)')
     parser.add_argument('--protocol', choices=harness.PROTOCOLS, default='random-part')
-    parser.add_argument('--model', action='append', metavar='PATH|baseline',
-                        help="checkpoint path, or 'baseline'; repeat to compare several "
-                             '(default: baseline)')
+    parser.add_argument('--preset', choices=sorted(PRESETS),
+                        help="a preset's weights for --model preset, and its tuned settings "
+                             'for --model baseline')
+    parser.add_argument('--model', action='append', metavar='PATH|preset|baseline',
+                        help="checkpoint path, 'preset' (the --preset weights) or 'baseline' "
+                             "(the --preset's tuned non-learned baseline); repeat to compare "
+                             'several (default: baseline)')
     parser.add_argument('--device', default='auto', help='model device (auto, cpu, cuda)')
     parser.add_argument('--max-clicks', type=int, default=10, help='clicks per target (cap)')
     parser.add_argument('--out', default=None, help='output directory (JSON, CSV, PNG)')
@@ -66,11 +79,23 @@ def model_names(specs):
     return out
 
 
-def load_segmenter(spec, device='auto', overrides=None, name=None):
-    """Return (name, segmenter) for a checkpoint path or 'baseline' (never overridden)."""
+def load_segmenter(spec, device='auto', overrides=None, name=None, preset=None):
+    """
+    Return (name, segmenter) for a checkpoint path, 'preset' or 'baseline'.
+
+    The baseline takes the preset's tuned settings (never overridden); 'preset' loads the
+    preset's shipped weights.
+    """
+    from pinpoint3d_core.evaluation.baseline import GraphBaselineSegmenter
     if spec == 'baseline':
-        from pinpoint3d_core.evaluation.baseline import GraphBaselineSegmenter
-        return 'baseline', GraphBaselineSegmenter()
+        if preset is None:
+            return 'baseline', GraphBaselineSegmenter()
+        return 'baseline', GraphBaselineSegmenter(get_preset(preset).baseline,
+                                                  source=f'baseline:{preset}')
+    if spec == 'preset':
+        if preset is None:
+            raise Pinpoint3DError('--model preset needs --preset NAME')
+        spec = str(preset_weights(preset))
     if not os.path.isfile(spec):
         raise Pinpoint3DError(f'{spec}: no such checkpoint (or pass --model baseline)')
     from pinpoint3d_core.session import Segmenter
@@ -126,6 +151,12 @@ def run(args):
     if args.real:
         args.scenes = [real_data_dir()]
         args.protocol = 'object'
+    if args.real_dev:
+        args.scenes = realdev.family_paths(args.real_dev, args.split)
+        args.protocol = 'object'
+        args.preset = args.preset or realdev.FAMILIES[args.real_dev].preset
+        print(f'real development family {args.real_dev!r}, split {args.split!r}: '
+              f'{len(args.scenes)} scans ({realdev.ATTRIBUTION[args.real_dev]})')
     if not args.scenes:
         raise Pinpoint3DError('give --scenes DIR_OR_FILES (or --real for the real LiDAR scans)')
     paths = scene_paths(args.scenes)
@@ -136,7 +167,9 @@ def run(args):
         raise Pinpoint3DError("--override changes a checkpoint's config: give --model PATH")
     summaries = {}
     for spec, label in zip(models, model_names(models)):
-        name, seg = load_segmenter(spec, args.device, args.overrides, label)
+        name, seg = load_segmenter(spec, args.device, args.overrides, label,
+                                   getattr(args, 'preset', None))
+        print(f'{name}: {seg.describe()}')
         out = None
         if args.out:
             out = args.out if len(models) == 1 else os.path.join(args.out, _safe(name))

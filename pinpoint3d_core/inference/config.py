@@ -10,6 +10,7 @@ kept these fields inside the model config; ``split_legacy`` separates them on lo
 import dataclasses
 from typing import Any, Dict, Optional, Tuple
 
+import numpy as np
 from pinpoint3d_core.errors import CheckpointError
 
 
@@ -40,13 +41,55 @@ class InferenceConfig:
     # Clicks by position snap to the nearest point within this many metres; None = two voxel
     # sizes, at least 5 cm.
     snap_radius: Optional[float] = None
+    # Metres per unit of the caller's coordinates: a CAD shape in normalised units, or a
+    # cloud in millimetres, is scaled to metres before anything else (positions and snap
+    # radii of clicks too), so the metric settings below and the trained scale apply.
+    input_scale: float = 1.0
     # Guards on input size (bounded memory).
     max_points: int = 20_000_000
     max_voxels: int = 2_000_000
+    # Object masks: 'decoder' = the network's object decoder with the rules above;
+    # 'geodesic' = every point takes its nearest click along the surface graph below, links
+    # costed by the network's boundary head where the checkpoint has one (docs/model.md,
+    # "Geodesic object masks"). The non-learned baseline always works the 'geodesic' way.
+    object_masks: str = 'decoder'
+    # Surface graph (inference/surface.py): voxel size (m) and nearest neighbours per voxel.
+    graph_voxel: float = 0.05
+    graph_neighbours: int = 10
+    # Support planes (table, ground, floor) leave the graph: RANSAC inlier distance (m; 0 =
+    # none), how many planes, the share of voxels each must hold, and an optional axis their
+    # normal must be near (e.g. (0, 0, 1) for the ground under a z-up LiDAR).
+    support_plane_m: float = 0.0
+    support_planes: int = 1
+    support_min_fraction: float = 0.1
+    support_up: Optional[Tuple[float, float, float]] = None
+    # Voxels farther than this path cost (m-equivalent) from every click are background.
+    geodesic_cutoff: float = 1.2
+    # A positive click on a plane voxel next to its object's other clicks frees the plane
+    # voxels within this radius (m): the object's rim, not the whole table.
+    rim_radius: float = 0.02
+    # Handcrafted link costs (baseline): length x (1 + w_n normal change + w_c colour change).
+    normal_weight: float = 4.0
+    colour_weight: float = 12.0
+    # Learned link costs: length + this many voxel sizes per nat of -log(1 - P(boundary)).
+    boundary_weight: float = 20.0
+    # Parts under geodesic object masks: 'geodesic' = nearest part click inside the object;
+    # 'decoder' = the part decoder's labels where it agrees on the object, else the nearest
+    # part click (needs a checkpoint with a click decoder).
+    geodesic_parts: str = 'geodesic'
 
     def to_dict(self) -> Dict[str, Any]:
-        """Return a JSON/torch-safe dict."""
-        return dataclasses.asdict(self)
+        """Return a JSON/torch-safe dict (tuples become lists)."""
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    def surface_graph(self, points, colors=None, intensity=None):
+        """Build the SurfaceGraph of a cloud with these settings."""
+        from pinpoint3d_core.inference.surface import SurfaceGraph
+        up = None if self.support_up is None else np.asarray(self.support_up, dtype=np.float64)
+        return SurfaceGraph(points, colors, intensity, self.graph_voxel, self.graph_neighbours,
+                            self.support_plane_m, self.support_planes,
+                            self.support_min_fraction, up)
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> 'InferenceConfig':
@@ -56,7 +99,8 @@ class InferenceConfig:
             raise CheckpointError(
                 f'inference config has unknown fields {unknown}: the checkpoint was written by '
                 'a newer or different pinpoint3d version')
-        return cls(**data)
+        fixed = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+        return cls(**fixed)
 
     def replace(self, **changes: Any) -> 'InferenceConfig':
         """Return a copy with some fields changed."""

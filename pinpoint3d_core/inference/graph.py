@@ -66,6 +66,23 @@ class NeighbourGraph:
         out._matrix = None
         return out
 
+    def with_link_lengths(self, length: np.ndarray) -> 'NeighbourGraph':
+        """Return a copy whose links cost ``length`` (L,) >= 0 instead of their lengths."""
+        out = object.__new__(NeighbourGraph)
+        out.__dict__.update(self.__dict__)
+        out.length = np.asarray(length, dtype=np.float64)
+        out._matrix = None
+        return out
+
+    def restricted(self, keep: np.ndarray) -> 'NeighbourGraph':
+        """Return a copy with only the links whose two ends are kept ((V,) bool)."""
+        out = object.__new__(NeighbourGraph)
+        out.__dict__.update(self.__dict__)
+        ok = keep[self.src] & keep[self.dst]
+        out.src, out.dst, out.length = self.src[ok], self.dst[ok], self.length[ok]
+        out._matrix = None
+        return out
+
     def clicked_pieces(self, labels: np.ndarray, seeds: dict) -> np.ndarray:
         """
         Return a copy of ``labels`` where pieces no seed of their label reaches read 0.

@@ -111,18 +111,64 @@ def read_checkpoint(path):
     if data.get('version', 0) > VERSION:
         raise CheckpointError(
             f'{path} has format version {data.get("version")}, newer than this code ({VERSION})')
-    for key in ('config', 'state_dict'):
-        if key not in data:
-            raise CheckpointError(f'checkpoint {path} has no {key!r} entry (incomplete file)')
+    if 'boundary' not in data:
+        for key in ('config', 'state_dict'):
+            if key not in data:
+                raise CheckpointError(f'checkpoint {path} has no {key!r} entry (incomplete file)')
     return data
+
+
+def save_boundary_checkpoint(path, boundary, inference, metadata=None, model=None):
+    """
+    Write a checkpoint holding a BoundaryNet (and optionally a PinPoint3D decoder model).
+
+    ``inference`` is the InferenceConfig the checkpoint serves (geodesic object masks).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {'format': FORMAT, 'version': VERSION, 'inference': inference.to_dict(),
+            'metadata': dict(metadata or {}),
+            'boundary': {'config': boundary.config.to_dict(),
+                         'state_dict': {k: v.detach().cpu()
+                                        for k, v in boundary.state_dict().items()}}}
+    if model is not None:
+        data['config'] = model.config.to_dict()
+        data['state_dict'] = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    tmp = path.with_name(path.name + '.tmp')
+    torch.save(data, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def boundary_from_data(data, path='checkpoint'):
+    """Return the BoundaryNet of a checkpoint dict in eval mode, or None if it has none."""
+    if 'boundary' not in data:
+        return None
+    from pinpoint3d_core.model.boundary import BoundaryConfig, BoundaryNet
+    entry = data['boundary']
+    net = BoundaryNet(BoundaryConfig.from_dict(entry['config']))
+    try:
+        net.load_state_dict(entry['state_dict'], strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f'{path}: the boundary network does not match its config: '
+                              f'{str(exc).splitlines()[0]}') from None
+    return net.eval()
+
+
+def load_boundary(path):
+    """Return the BoundaryNet stored in a checkpoint file (CheckpointError if none)."""
+    net = boundary_from_data(read_checkpoint(path), path)
+    if net is None:
+        raise CheckpointError(f'{path} holds no boundary network')
+    return net
 
 
 def checkpoint_inference(data):
     """Return the InferenceConfig a checkpoint dict (``read_checkpoint``) was validated with."""
-    network, legacy = split_legacy(data['config'])
-    base = default_inference(network.get('name', ''))
     if 'inference' in data:
         return InferenceConfig.from_dict(data['inference'])
+    network, legacy = split_legacy(data['config'])
+    base = default_inference(network.get('name', ''))
     return base.replace(**legacy)
 
 

@@ -1,0 +1,231 @@
+"""
+Geodesic segmentation from clicks over a SurfaceGraph: every voxel takes its nearest click.
+
+"Connected, smooth, near the click" holds on every sensor, which is why this rule transfers
+from synthetic scenes to real ones where the network's masks alone do not (docs/model.md,
+"Geodesic object masks"). A link costs what ``costs`` says (handcrafted for the baseline,
+learned boundary probabilities for the model); voxels farther than ``cutoff`` from every click
+are background. Support-plane voxels are out of the graph, except near a positive click that
+lands on the plane's rim of an object (``rim_radius``), or entirely once an object is clicked
+only on the plane (the user wants the table itself).
+"""
+
+import dataclasses
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+import numpy as np
+from pinpoint3d_core.errors import InvalidCloudError
+from pinpoint3d_core.inference.graph import NeighbourGraph
+from pinpoint3d_core.inference.surface import SurfaceGraph
+from pinpoint3d_core.interaction import (
+    check_granularity, check_targets, Click, ClickBook, DEFAULT_MAX_CLICKS,
+    MIN_DEFAULT_SNAP_RADIUS, Prediction, ResolvedClick, snap_radius_or_default)
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphClick:
+    """A click on the surface graph: its voxel and the caller's ids."""
+
+    voxel: int
+    object_id: int
+    part_id: int
+    positive: bool
+
+
+class GeodesicLabeller:
+    """Nearest-click labelling of one SurfaceGraph with fixed link costs."""
+
+    def __init__(self, surface: SurfaceGraph, costs: np.ndarray, cutoff: float,
+                 rim_radius: float):
+        self.surface = surface
+        self.graph = surface.links.with_link_lengths(costs)
+        self.cutoff = float(cutoff)
+        self.rim_radius = float(rim_radius)
+        self._cut: Optional[np.ndarray] = None
+        self._kept: Optional[NeighbourGraph] = None
+
+    def plane_cut(self, clicks: Sequence[GraphClick]) -> np.ndarray:
+        """Return (V,) bool: support-plane voxels that stay out of the graph for these clicks."""
+        on_plane = self.surface.on_plane
+        cut = on_plane.copy()
+        if not cut.any():
+            return cut
+        off_plane = {c.object_id for c in clicks if c.positive and not on_plane[c.voxel]}
+        xyz = self.surface.xyz
+        for c in clicks:
+            if not (c.positive and on_plane[c.voxel]):
+                continue
+            if c.object_id not in off_plane:
+                return np.zeros_like(cut)              # the plane itself was clicked
+            cut &= np.linalg.norm(xyz - xyz[c.voxel], axis=1) >= self.rim_radius
+        return cut
+
+    def _graph_for(self, cut: np.ndarray) -> NeighbourGraph:
+        if self._cut is None or not np.array_equal(cut, self._cut):
+            self._cut, self._kept = cut, self.graph.restricted(~cut)
+        return self._kept
+
+    def objects(self, clicks: Sequence[GraphClick]) -> np.ndarray:
+        """Return (V,) uint32 object ids: the nearest click's (0 = background or too far)."""
+        labels = np.zeros(self.surface.size, dtype=np.uint32)
+        if not clicks:
+            return labels
+        ids = np.asarray([c.object_id if c.positive else 0 for c in clicks], dtype=np.uint32)
+        graph = self._graph_for(self.plane_cut(clicks))
+        owner = graph.nearest_seed([c.voxel for c in clicks], self.cutoff)
+        labels[owner >= 0] = ids[owner[owner >= 0]]
+        for c, i in zip(clicks, ids):                 # a clicked voxel is what it was clicked
+            labels[c.voxel] = i
+        return labels
+
+    def parts(self, clicks: Sequence[GraphClick], objects: np.ndarray) -> np.ndarray:
+        """Return (V,) uint32 part ids: inside each object, its nearest positive click's part."""
+        parts = np.zeros(self.surface.size, dtype=np.uint32)
+        by_object: Dict[int, List[GraphClick]] = {}
+        for c in clicks:
+            if c.positive:
+                by_object.setdefault(c.object_id, []).append(c)
+        for k, mine in by_object.items():
+            if not any(c.part_id for c in mine):
+                continue
+            inside = objects == k
+            owner = self.graph.restricted(inside).nearest_seed([c.voxel for c in mine], np.inf)
+            pid = np.asarray([c.part_id for c in mine], dtype=np.uint32)
+            sel = inside & (owner >= 0)
+            parts[sel] = pid[owner[sel]]
+        return parts
+
+
+def graph_clicks(clicks) -> List[GraphClick]:
+    """Return the GraphClicks of resolved clicks whose ``voxel`` is a surface-graph voxel."""
+    return [GraphClick(int(c.voxel), int(c.object_id), int(c.part_id), bool(c.positive))
+            for c in clicks]
+
+
+def scatter_to_rows(voxel_of_row: np.ndarray, objects: np.ndarray, parts: np.ndarray):
+    """Return per-row (object ids, part ids) uint32 from per-voxel ones (-1 rows read 0)."""
+    valid = voxel_of_row >= 0
+    obj = np.zeros(len(voxel_of_row), dtype=np.uint32)
+    part = np.zeros(len(voxel_of_row), dtype=np.uint32)
+    obj[valid] = objects[voxel_of_row[valid]]
+    part[valid] = parts[voxel_of_row[valid]]
+    return obj, part
+
+
+# Link costs of one surface graph: (L,) path cost per link (metre-like units).
+LinkCosts = Callable[[SurfaceGraph], np.ndarray]
+
+
+def handcrafted_costs(settings) -> LinkCosts:
+    """Return the baseline's link costs: length x (1 + normal and colour change terms)."""
+    return lambda surface: surface.handcrafted_costs(settings.normal_weight,
+                                                     settings.colour_weight)
+
+
+class GeodesicSession:
+    """
+    One cloud's surface graph and click history; labels are the nearest clicks.
+
+    It keeps the session contract of ``interaction.InteractiveSession``.
+
+    ``costs`` prices the links: ``handcrafted_costs`` for the baseline, the boundary network
+    for the learned model. ``part_session`` (optional) is a decoder session on the same cloud
+    that receives the same clicks: inside a geodesic object mask, a point takes the decoder's
+    part where the decoder also puts it in that object, else its nearest part click.
+    """
+
+    def __init__(self, settings, points, colors=None, intensity=None,
+                 costs: Optional[LinkCosts] = None, max_clicks: int = DEFAULT_MAX_CLICKS,
+                 part_session=None):
+        t0 = time.perf_counter()
+        points = np.asarray(points, dtype=np.float64)
+        if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0:
+            raise InvalidCloudError('points must be a non-empty (N, 3) array')
+        if len(points) > settings.max_points:
+            raise InvalidCloudError(
+                f'the cloud has {len(points):,} points, more than the limit of '
+                f'{settings.max_points:,}; crop or downsample it first (or raise max_points)')
+        if not np.isfinite(points).all(axis=1).any():
+            raise InvalidCloudError('the cloud has no finite points')
+        self.settings = settings
+        self.surface = settings.surface_graph(points, colors, intensity)
+        link_costs = (costs or handcrafted_costs(settings))(self.surface)
+        self.labeller = GeodesicLabeller(self.surface, link_costs, settings.geodesic_cutoff,
+                                         settings.rim_radius)
+        self._book = ClickBook(points, self.surface.voxel_of_row, max_clicks)
+        self._parts = part_session
+        self.encode_ms = (time.perf_counter() - t0) * 1e3
+        if part_session is not None:
+            self.encode_ms += part_session.encode_ms
+
+    @property
+    def num_points(self) -> int:
+        """Return N, the rows the caller passed."""
+        return len(self.surface.voxel_of_row)
+
+    @property
+    def clicks(self) -> List[ResolvedClick]:
+        """Return the click history (resolved), oldest first."""
+        return list(self._book.clicks)
+
+    def default_snap_radius(self) -> float:
+        """Snap radius for add_clicks without one: the setting, else 2 graph voxels, >= 5 cm."""
+        if self.settings.snap_radius is not None:
+            return float(self.settings.snap_radius)
+        return max(MIN_DEFAULT_SNAP_RADIUS, 2.0 * self.settings.graph_voxel)
+
+    def add_clicks(self, clicks: Sequence[Click],
+                   snap_radius: Optional[float] = None) -> List[int]:
+        """Add clicks (all or none); returns their point indices in the caller's indexing."""
+        radius = snap_radius_or_default(snap_radius, self.default_snap_radius())
+        resolved = self._book.add(clicks, radius)
+        if self._parts is not None:
+            try:
+                self._parts.add_clicks([Click(index=r.index, object_id=r.object_id,
+                                              part_id=r.part_id, positive=r.positive)
+                                        for r in resolved])
+            except Exception:
+                self._book.undo()          # all or nothing, in both sessions
+                raise
+        return [r.index for r in resolved]
+
+    def undo(self) -> int:
+        """Remove the last batch of clicks; returns how many it held."""
+        if self._parts is not None:
+            self._parts.undo()
+        return self._book.undo()
+
+    def reset(self) -> None:
+        """Remove all clicks (the surface graph stays)."""
+        if self._parts is not None:
+            self._parts.reset()
+        self._book.reset()
+
+    def predict(self, granularity: str = 'both',
+                target_objects: Optional[Sequence[int]] = None) -> Prediction:
+        """Label every point with its geodesically nearest click's object and part."""
+        check_granularity(granularity)
+        check_targets(target_objects, self._book.clicks)
+        t0 = time.perf_counter()
+        clicks = graph_clicks(self._book.clicks)
+        obj_v = self.labeller.objects(clicks)
+        part_v = self.labeller.parts(clicks, obj_v) if granularity != 'object' else \
+            np.zeros_like(obj_v)
+        obj, part = scatter_to_rows(self.surface.voxel_of_row, obj_v, part_v)
+        encode_ms = 0.0
+        if self._parts is not None and granularity != 'object' and any(
+                c.part_id for c in clicks if c.positive):
+            dec = self._parts.predict('both', target_objects)
+            encode_ms = dec.encode_ms
+            agree = (dec.object_ids == obj) & (obj > 0)
+            part[agree] = dec.part_ids[agree]
+        for c in self._book.clicks:  # a clicked point always gets its click's label
+            obj[c.index] = c.object_id if c.positive else 0
+            if granularity != 'object':
+                part[c.index] = c.part_id if c.positive else 0
+        part[obj == 0] = 0
+        objs = sorted({c.object_id for c in clicks if c.positive})
+        parts = sorted({(c.object_id, c.part_id) for c in clicks if c.positive and c.part_id})
+        return Prediction(obj, part, dict.fromkeys(objs, 1.0), dict.fromkeys(parts, 1.0),
+                          (time.perf_counter() - t0) * 1e3 - encode_ms, granularity, encode_ms)

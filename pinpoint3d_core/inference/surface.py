@@ -1,0 +1,199 @@
+"""
+The surface graph of a cloud: voxels at the sensor's scale, their links, normals, support planes.
+
+Geodesic segmentation from clicks (``inference/geodesic.py``) walks this graph. It is built once
+per cloud, numpy/scipy only, and serves both the non-learned baseline (link costs from normal
+and colour change) and the learned model (link costs from a trained boundary classifier over
+``link_features``). Support planes (a table, the ground, a floor) are found by RANSAC and are
+taken out of the graph, so a click on an object does not flow into what it rests on.
+"""
+
+import dataclasses
+from typing import List, Optional, Tuple
+
+import numpy as np
+from pinpoint3d_core.inference.graph import NeighbourGraph
+
+# Names of the columns of ``SurfaceGraph.link_features``.
+LINK_FEATURES = ('length_voxels', 'normal_change', 'crease', 'max_curvature',
+                 'curvature_change', 'colour_change', 'plane_distance_voxels',
+                 'plane_distance_change_voxels')
+RANSAC_ITERATIONS = 200
+RANSAC_SAMPLE = 20000
+
+
+@dataclasses.dataclass(frozen=True)
+class Plane:
+    """A support plane: unit ``normal`` (3,), a ``point`` on it, its voxel ``inliers``."""
+
+    normal: np.ndarray
+    point: np.ndarray
+    inliers: np.ndarray            # (V,) bool
+
+    def signed_distance(self, xyz: np.ndarray) -> np.ndarray:
+        """Return the signed distance (m) of positions (N, 3) to the plane."""
+        return (np.asarray(xyz, dtype=np.float64) - self.point) @ self.normal
+
+
+def voxel_means(points: np.ndarray, voxel: float):
+    """Return (mean position per voxel (V, 3), voxel of each point (N,), counts (V,))."""
+    keys = np.floor(points / voxel).astype(np.int64)
+    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    xyz = np.zeros((len(counts), 3))
+    np.add.at(xyz, inverse, points)
+    return xyz / counts[:, None], inverse, counts
+
+
+def appearance(colors, intensity, rows, inverse, counts) -> np.ndarray:
+    """Mean colour (0..1, 3 channels) or intensity (0..1, 1 channel) per voxel; (V, 0) if none."""
+    if colors is not None:
+        vals = np.asarray(colors, dtype=np.float64)[rows]
+        vals = vals / 255.0 if vals.max(initial=0) > 1.0 else vals
+    elif intensity is not None:
+        vals = np.asarray(intensity, dtype=np.float64)[rows].reshape(-1, 1)
+        vals = np.nan_to_num(vals)
+        vals = vals / max(float(vals.max(initial=0)), 1.0) if vals.max(initial=0) > 1.0 \
+            else vals
+    else:
+        return np.zeros((len(counts), 0))
+    out = np.zeros((len(counts), vals.shape[1]))
+    np.add.at(out, inverse, vals)
+    return out / counts[:, None]
+
+
+def normals_and_curvature(xyz: np.ndarray, neighbourhoods: np.ndarray):
+    """Return unit normals (V, 3) and surface variation (V,) from each neighbourhood's PCA."""
+    local = xyz[neighbourhoods] - xyz[neighbourhoods].mean(axis=1, keepdims=True)
+    cov = np.einsum('nki,nkj->nij', local, local)
+    values, vectors = np.linalg.eigh(cov)
+    curvature = values[:, 0] / np.maximum(values.sum(axis=1), 1e-12)
+    return vectors[:, :, 0], curvature
+
+
+def fit_plane(xyz: np.ndarray, threshold: float, up: Optional[np.ndarray] = None,
+              up_tolerance: float = 0.9, seed: int = 0) -> Optional[Tuple[np.ndarray, np.ndarray]]:
+    """
+    Return (normal, point) of the plane with the most positions within ``threshold`` (RANSAC).
+
+    With ``up`` only planes whose normal is within acos(``up_tolerance``) of it count (the
+    ground under a LiDAR). The winner is refined by least squares over its inliers.
+    """
+    rng = np.random.default_rng(seed)
+    if len(xyz) < 3:
+        return None
+    sample = xyz
+    if len(xyz) > RANSAC_SAMPLE:
+        sample = xyz[rng.choice(len(xyz), RANSAC_SAMPLE, replace=False)]
+    best, best_count = None, 0
+    for _ in range(RANSAC_ITERATIONS):
+        p = sample[rng.choice(len(sample), 3, replace=False)]
+        normal = np.cross(p[1] - p[0], p[2] - p[0])
+        norm = np.linalg.norm(normal)
+        if norm < 1e-12:
+            continue
+        normal /= norm
+        if up is not None and abs(normal @ up) < up_tolerance:
+            continue
+        count = np.count_nonzero(np.abs((sample - p[0]) @ normal) < threshold)
+        if count > best_count:
+            best, best_count = (normal, p[0]), count
+    if best is None:
+        return None
+    inliers = xyz[np.abs((xyz - best[1]) @ best[0]) < threshold]
+    centre = inliers.mean(axis=0)
+    normal = np.linalg.svd(inliers - centre, full_matrices=False)[2][2]
+    return normal, centre
+
+
+def support_planes(xyz: np.ndarray, threshold: float, count: int, min_fraction: float,
+                   up: Optional[np.ndarray] = None) -> List[Plane]:
+    """Up to ``count`` planes, each holding at least ``min_fraction`` of the voxels."""
+    planes: List[Plane] = []
+    free = np.ones(len(xyz), dtype=bool)
+    for i in range(count):
+        fit = fit_plane(xyz[free], threshold, up, seed=i)
+        if fit is None:
+            break
+        normal, point = fit
+        inliers = free & (np.abs((xyz - point) @ normal) < threshold)
+        if inliers.sum() < min_fraction * len(xyz):
+            break
+        planes.append(Plane(normal, point, inliers))
+        free &= ~inliers
+    return planes
+
+
+class SurfaceGraph:
+    """
+    One cloud on the graph grid: voxel positions, links, per-link features, support planes.
+
+    ``xyz`` (V, 3) mean positions; ``voxel_of_row`` (N,) voxel of each caller row (-1 for NaN
+    rows); ``links`` the k-nearest-neighbour NeighbourGraph (lengths in metres);
+    ``link_features`` (L, 8) float32 in LINK_FEATURES order; ``planes`` the support planes and
+    ``on_plane`` (V,) bool their union.
+    """
+
+    def __init__(self, points: np.ndarray, colors=None, intensity=None, voxel: float = 0.05,
+                 neighbours: int = 10, plane_threshold: float = 0.0, plane_count: int = 1,
+                 plane_min_fraction: float = 0.1, up: Optional[np.ndarray] = None):
+        points = np.asarray(points, dtype=np.float64)
+        rows = np.flatnonzero(np.all(np.isfinite(points), axis=1))
+        self.voxel = float(voxel)
+        self.xyz, inverse, counts = voxel_means(points[rows], self.voxel)
+        self.voxel_of_row = np.full(len(points), -1, dtype=np.int64)
+        self.voxel_of_row[rows] = inverse
+        self.appearance = appearance(colors, intensity, rows, inverse, counts)
+        self.links = NeighbourGraph(self.xyz, np.inf, neighbours)
+        nv, k = len(self.xyz), self.links.neighbours
+        hood = np.concatenate([np.arange(nv)[:, None], self.links.dst.reshape(nv, k)], axis=1) \
+            if k else np.arange(nv)[:, None]
+        self.normals, self.curvature = normals_and_curvature(self.xyz, hood)
+        self.planes: List[Plane] = []
+        if plane_threshold > 0:
+            self.planes = support_planes(self.xyz, plane_threshold, plane_count,
+                                         plane_min_fraction, up)
+        self.on_plane = np.zeros(nv, dtype=bool)
+        for plane in self.planes:
+            self.on_plane |= plane.inliers
+        self.link_features = self._link_features()
+
+    @property
+    def size(self) -> int:
+        """Return the number of voxels V."""
+        return len(self.xyz)
+
+    def _link_features(self) -> np.ndarray:
+        src, dst = self.links.src, self.links.dst
+        d = self.xyz[dst] - self.xyz[src]
+        length = np.linalg.norm(d, axis=1)
+        u = d / np.maximum(length, 1e-12)[:, None]
+        n = self.normals
+        crease = (np.abs(np.einsum('ij,ij->i', n[src], u))
+                  + np.abs(np.einsum('ij,ij->i', n[dst], u)))
+        cols = [length / self.voxel, 1.0 - np.abs(np.einsum('ij,ij->i', n[src], n[dst])), crease,
+                np.maximum(self.curvature[src], self.curvature[dst]),
+                np.abs(self.curvature[src] - self.curvature[dst])]
+        app = self.appearance
+        cols.append(np.linalg.norm(app[src] - app[dst], axis=1) / np.sqrt(app.shape[1])
+                    if app.shape[1] else np.zeros(len(src)))
+        plane_d = self.plane_distance()
+        cols += [np.minimum(np.abs(plane_d[src]), np.abs(plane_d[dst])) / self.voxel,
+                 np.abs(plane_d[src] - plane_d[dst]) / self.voxel]
+        return np.stack(cols, axis=1).astype(np.float32)
+
+    def plane_distance(self) -> np.ndarray:
+        """Return (V,) the distance to the nearest support plane (a large value without one)."""
+        if not self.planes:
+            return np.full(self.size, 1e3 * self.voxel)
+        return np.min([np.abs(p.signed_distance(self.xyz)) for p in self.planes], axis=0)
+
+    def handcrafted_costs(self, normal_weight: float, colour_weight: float) -> np.ndarray:
+        """Link lengths (m) times 1 + normal and colour/intensity change (the baseline's)."""
+        f = self.link_features
+        return self.links.length * (1.0 + normal_weight * f[:, 1] + colour_weight * f[:, 5])
+
+    def learned_costs(self, cut_probability: np.ndarray, weight: float) -> np.ndarray:
+        """Link lengths plus ``weight`` voxel sizes per nat of -log(1 - P(boundary))."""
+        p = np.clip(np.asarray(cut_probability, dtype=np.float64), 0.0, 1.0 - 1e-6)
+        return self.links.length + weight * self.voxel * -np.log1p(-p)

@@ -1,0 +1,123 @@
+"""
+The boundary network: which links of the surface graph cross from one object to another.
+
+A sparse residual U-Net (the PinPoint3D backbone family, MinkowskiEngine) reads each graph
+voxel's appearance, normal, curvature and height over the support plane and gives it an
+embedding; a small MLP reads the two ends' embeddings and the link's geometric features and
+says how likely the link crosses an object boundary. Geodesic segmentation
+(``inference/geodesic.py``) then prices links by that probability: the learned part is local
+(is there a boundary here?), the click handling stays the rule that transfers across sensors.
+"""
+
+import dataclasses
+from typing import Tuple
+
+import numpy as np
+from pinpoint3d_core.errors import CheckpointError
+from pinpoint3d_core.inference.surface import LINK_FEATURES, SurfaceGraph
+import torch
+from torch import nn
+
+# Fixed scales that bring every link feature to roughly [0, 1] (all are scale-free already).
+_LINK_SCALE = np.array([0.5, 1.0, 0.5, 3.0, 3.0, 3.0, 0.05, 0.05], dtype=np.float32)
+_LINK_CLIP = np.array([4.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], dtype=np.float32)
+VOXEL_CHANNELS = 8     # appearance (3), |normal| (3), curvature, height over the plane
+
+
+@dataclasses.dataclass(frozen=True)
+class BoundaryConfig:
+    """Shape of a BoundaryNet (saved in checkpoints)."""
+
+    name: str = 'boundary_small'
+    in_channels: int = VOXEL_CHANNELS
+    planes: Tuple[int, ...] = (16, 24, 32, 48, 48, 32, 24, 24)
+    layers: Tuple[int, ...] = (1, 1, 1, 1, 1, 1, 1, 1)
+    init_dim: int = 16
+    conv1_kernel_size: int = 3
+    bn_momentum: float = 0.02
+    embed_dim: int = 16
+    hidden: int = 32
+
+    def to_dict(self) -> dict:
+        """Return a torch/JSON-safe dict."""
+        out = dataclasses.asdict(self)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> 'BoundaryConfig':
+        """Build from ``to_dict`` output; unknown keys are a CheckpointError."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise CheckpointError(f'boundary config has unknown fields {unknown}')
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
+
+
+def voxel_inputs(surface: SurfaceGraph) -> np.ndarray:
+    """Return (V, 8) float32 network inputs of the graph voxels, each in about [0, 1]."""
+    app = surface.appearance
+    if app.shape[1] == 3:
+        colour = app
+    elif app.shape[1] == 1:
+        colour = np.repeat(app, 3, axis=1)
+    else:
+        colour = np.full((surface.size, 3), 0.5)
+    height = np.minimum(surface.plane_distance() / (20.0 * surface.voxel), 1.0)
+    return np.concatenate([colour, np.abs(surface.normals), 3.0 * surface.curvature[:, None],
+                           height[:, None]], axis=1).astype(np.float32)
+
+
+def link_inputs(surface: SurfaceGraph) -> np.ndarray:
+    """Return (L, 8) float32 link features scaled to about [0, 1]."""
+    assert surface.link_features.shape[1] == len(LINK_FEATURES)
+    return np.minimum(surface.link_features * _LINK_SCALE, _LINK_CLIP)
+
+
+def voxel_grid(surface: SurfaceGraph) -> np.ndarray:
+    """Return (V, 3) int32 grid coordinates of the graph voxels (for the sparse network)."""
+    return np.floor(surface.xyz / surface.voxel).astype(np.int32)
+
+
+class BoundaryNet(nn.Module):
+    """Sparse U-Net embeddings + a link MLP; ``forward`` returns boundary logits per link."""
+
+    def __init__(self, config: BoundaryConfig = BoundaryConfig()):
+        super().__init__()
+        from pinpoint3d_core.model.backbone import Res16UNet
+        from pinpoint3d_core.model.pinpoint3d import _normalise_by_scene
+        self.config = config
+        self.backbone = Res16UNet(config)
+        self.embed = nn.Linear(config.planes[7], config.embed_dim)
+        e, h = config.embed_dim, config.hidden
+        self.head = nn.Sequential(nn.Linear(2 * e + len(LINK_FEATURES), h), nn.ReLU(),
+                                  nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 1))
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm1d):
+                # one scene per step in training: normalise by the scene's own statistics
+                module.register_forward_hook(_normalise_by_scene)
+
+    def embeddings(self, grid: np.ndarray, inputs: np.ndarray) -> torch.Tensor:
+        """Return (V, E) voxel embeddings."""
+        from pinpoint3d_core.model.backbone import backbone_features
+        dev = self.embed.weight.device
+        feats = backbone_features(self.backbone, [grid], [inputs], dev)[0]
+        return self.embed(feats)
+
+    def link_logits(self, emb: torch.Tensor, src: torch.Tensor, dst: torch.Tensor,
+                    links: torch.Tensor) -> torch.Tensor:
+        """Return (L,) boundary logits; symmetric in the two ends."""
+        a, b = emb[src], emb[dst]
+        return self.head(torch.cat([(a - b).abs(), a * b, links], dim=1)).squeeze(1)
+
+    def forward(self, surface: SurfaceGraph) -> torch.Tensor:
+        """Return (L,) boundary logits of every link of ``surface``."""
+        dev = self.embed.weight.device
+        emb = self.embeddings(voxel_grid(surface), voxel_inputs(surface))
+        src = torch.as_tensor(surface.links.src, device=dev)
+        dst = torch.as_tensor(surface.links.dst, device=dev)
+        return self.link_logits(emb, src, dst, torch.as_tensor(link_inputs(surface), device=dev))
+
+    @torch.no_grad()
+    def boundary_probability(self, surface: SurfaceGraph) -> np.ndarray:
+        """Return (L,) P(link crosses an object boundary), float64 (inference)."""
+        return torch.sigmoid(self.forward(surface)).double().cpu().numpy()

@@ -1,0 +1,62 @@
+"""
+One name per setting (``indoor``, ``tabletop``, ``lidar``): the weights and their inference.
+
+``Segmenter.load(preset=...)``, ``pinpoint3d segment/evaluate --preset`` and the node's
+``preset`` parameter all read this table, so choosing the LiDAR or tabletop setting can never
+silently run the indoor weights. A preset's weights file carries the inference settings it was
+validated with; ``baseline`` holds the non-learned baseline's settings for the same sensor,
+tuned on the training part of that real development family (docs/model.md, "Baseline").
+"""
+
+import dataclasses
+from typing import Dict, Optional
+
+from pinpoint3d_core.errors import Pinpoint3DError
+from pinpoint3d_core.inference.config import InferenceConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    """A sensor setting: its shipped weights file and the baseline's settings."""
+
+    name: str
+    weights: str                 # file name under weights/
+    description: str
+    baseline: InferenceConfig    # surface-graph settings of the non-learned baseline
+    real_family: Optional[str]   # real development family that measures it (None: synthetic)
+
+
+_GEODESIC = InferenceConfig(object_masks='geodesic')
+PRESETS: Dict[str, Preset] = {
+    'indoor': Preset(
+        'indoor', 'pinpoint3d_small.pt',
+        'indoor RGB-D scans and room reconstructions (5 cm decoder voxels, z up)',
+        _GEODESIC.replace(graph_voxel=0.05, geodesic_cutoff=1.2), None),
+    'tabletop': Preset(
+        'tabletop', 'pinpoint3d_tabletop.pt',
+        'a head or wrist RGB-D camera over a table, 5-30 cm objects, camera optical frame',
+        _GEODESIC.replace(graph_voxel=0.005, support_plane_m=0.006, rim_radius=0.02,
+                          geodesic_cutoff=1.0, colour_weight=4.0), 'tabletop'),
+    'lidar': Preset(
+        'lidar', 'pinpoint3d_small_lidar.pt',
+        'KITTI-style spinning LiDAR sweeps in the sensor frame (x forward, z up)',
+        _GEODESIC.replace(graph_voxel=0.1, support_plane_m=0.1, support_up=(0.0, 0.0, 1.0),
+                          support_min_fraction=0.02, geodesic_cutoff=8.0, colour_weight=4.0),
+        'lidar'),
+}
+DEFAULT_PRESET = 'indoor'
+
+
+def get_preset(name: str) -> Preset:
+    """Return a preset by name; a Pinpoint3DError lists the choices."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise Pinpoint3DError(
+            f'unknown preset {name!r}; choose one of {sorted(PRESETS)}') from None
+
+
+def preset_weights(name: str):
+    """Return the path of a preset's shipped weights (CheckpointError if absent)."""
+    from pinpoint3d_core.model.checkpoint import default_checkpoint_path
+    return default_checkpoint_path(get_preset(name).weights)
