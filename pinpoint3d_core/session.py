@@ -116,8 +116,12 @@ class Segmenter:
                ('geodesic', False): 'geodesic masks with handcrafted costs (no boundary net)',
                ('decoder', True): 'object decoder masks', ('decoder', False): '?'}
         state = 'UNTRAINED ' if self.untrained else ''
+        parts = ''
+        if self.inference.object_masks == 'geodesic':
+            parts = (', parts from the click decoder' if self.inference.geodesic_parts ==
+                     'decoder' else ', parts from the nearest part click')
         return (f'{state}weights {self.source} on {self.device.type}: '
-                f'{how[(self.inference.object_masks, self.learned_masks)]}')
+                f'{how[(self.inference.object_masks, self.learned_masks)]}{parts}')
 
     @classmethod
     def load(cls, checkpoint=None, device='auto', config=None,
