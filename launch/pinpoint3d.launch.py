@@ -6,9 +6,11 @@ Start pinpoint3d_node with a parameter file and its preset's weights, optionally
   ros2 launch pinpoint3d pinpoint3d.launch.py config:=kitti_lidar.yaml \
       input_topic:=/velodyne_points fixed_frame:=velodyne use_rviz:=true
   ros2 launch pinpoint3d pinpoint3d.launch.py config:=tabletop_rgbd.yaml checkpoint:=/my/w.pt
+  ros2 launch pinpoint3d pinpoint3d.launch.py lifecycle:=true   # then: ros2 lifecycle set ...
 
 `config` names a shipped parameter file (config/) or a path; its preset (indoor, tabletop,
-lidar) picks the shipped weights unless `checkpoint` is given (the launch log says which).
+lidar) picks the shipped weights unless `checkpoint` is given (the launch log says which; the
+node logs the weights it runs). `lifecycle:=true` starts the managed node, unconfigured.
 RViz gets a config generated from rviz/pinpoint3d.rviz with this launch's fixed frame, input
 topic, namespace and click topic.
 """
@@ -32,11 +34,16 @@ def _setup(context):
         config, arg['checkpoint'], share, arg['preset'])
     namespace = arg['namespace']
     clicks = arg['clicked_point_topic']
+    lifecycle = arg['lifecycle'].lower() in ('true', '1', 'yes')
+    if lifecycle:
+        from launch_ros.actions import LifecycleNode as node_class
+    else:
+        node_class = Node
     actions = [
         LogInfo(msg=f'pinpoint3d: {note}'),
-        Node(
+        node_class(
             package='pinpoint3d',
-            executable='pinpoint3d_node',
+            executable='pinpoint3d_lifecycle_node' if lifecycle else 'pinpoint3d_node',
             name=launch_support.NODE_NAME,
             namespace=namespace,
             output='screen',
@@ -91,5 +98,9 @@ def generate_launch_description():
         DeclareLaunchArgument(
             'use_rviz', default_value='false',
             description='also start RViz (Publish Point tool ready)'),
+        DeclareLaunchArgument(
+            'lifecycle', default_value='false',
+            description='start the lifecycle (managed) node, unconfigured: configure loads '
+                        'the weights, activate starts serving'),
         OpaqueFunction(function=_setup),
     ])
