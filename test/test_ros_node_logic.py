@@ -162,7 +162,7 @@ def test_default_checkpoint_is_the_presets_shipped_file_or_its_baseline(make_nod
         assert 'NO WEIGHTS' in node._weights_note
         pts = scene()
         resp = call(node, clicks=[(pts[-1], 1, 0, True)], reset=True, cloud=cloud_msg(pts))
-        assert resp.success and "non-learned baseline" in resp.message
+        assert resp.success and 'non-learned baseline' in resp.message
 
 
 def test_inference_settings_replace_the_checkpoints_only_when_set(make_node):

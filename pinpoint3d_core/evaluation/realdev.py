@@ -62,7 +62,7 @@ def shared_dir() -> str:
     env = os.environ.get('PINPOINT3D_SHARED')
     if env:
         return env
-    here = os.path.dirname(os.path.abspath(__file__))
+    here = os.path.dirname(os.path.realpath(__file__))   # the checkout, not an install link
     return os.path.normpath(os.path.join(here, '..', '..', '..', 'shared'))
 
 
