@@ -48,7 +48,8 @@ def _setup(context):
             namespace=namespace,
             output='screen',
             emulate_tty=True,
-            parameters=[config, {'checkpoint': checkpoint, 'preset': preset}],
+            parameters=[config, dict({'checkpoint': checkpoint, 'preset': preset},
+                                     **_if_set(target_frame=arg['target_frame']))],
             # Relative names in the node, so `namespace` moves its outputs; the clicks stay
             # on the absolute topic RViz's Publish Point tool uses, whatever the namespace
             # (both rules: the node may subscribe to `clicked_point` or to `/clicked_point`).
@@ -68,6 +69,11 @@ def _setup(context):
                  arguments=['-d', rviz_file]),
         ]
     return actions
+
+
+def _if_set(**values):
+    """Return the non-empty launch arguments (empty ones leave the parameter file's value)."""
+    return {k: v for k, v in values.items() if v}
 
 
 def generate_launch_description():
@@ -98,6 +104,10 @@ def generate_launch_description():
         DeclareLaunchArgument(
             'use_rviz', default_value='false',
             description='also start RViz (Publish Point tool ready)'),
+        DeclareLaunchArgument(
+            'target_frame', default_value='',
+            description="frame of the results, e.g. base_link (through TF); '' = the "
+                        "parameter file's target_frame (shipped: the cloud's frame)"),
         DeclareLaunchArgument(
             'lifecycle', default_value='false',
             description='start the lifecycle (managed) node, unconfigured: configure loads '

@@ -144,7 +144,8 @@ def test_main_launch_declares_described_arguments(launch_api):
     description = load_description('pinpoint3d.launch.py')
     args = {a.args[0]: a.kwargs for a in by_type(entities(description), 'DeclareLaunchArgument')}
     assert set(args) == {'config', 'preset', 'checkpoint', 'input_topic', 'fixed_frame',
-                         'clicked_point_topic', 'namespace', 'use_rviz', 'lifecycle'}
+                         'clicked_point_topic', 'namespace', 'use_rviz', 'lifecycle',
+                         'target_frame'}
     assert all(kw.get('description') for kw in args.values())
     assert args['clicked_point_topic']['default_value'] == '/clicked_point'
     assert args['fixed_frame']['default_value'] != 'map'
@@ -186,6 +187,17 @@ def test_config_picks_the_matching_weights(launch_api, config, preset, weights):
     assert ('NOT FOUND' in logs(actions)) == (not shipped)   # said loudly
     if not shipped:
         assert 'non-learned baseline' in logs(actions)
+
+
+def test_target_frame_argument_reaches_the_node_only_when_given(launch_api):
+    if launch_api is None:
+        pytest.skip('real launch installed')
+    actions = run_opaque(load_description('pinpoint3d.launch.py'), target_frame='base_link')
+    _, overrides = node_of(actions, 'pinpoint3d_node')['parameters']
+    assert overrides['target_frame'] == 'base_link'
+    _, overrides = node_of(run_opaque(load_description('pinpoint3d.launch.py')),
+                           'pinpoint3d_node')['parameters']
+    assert 'target_frame' not in overrides   # the parameter file's value stays
 
 
 def test_lifecycle_launch_starts_the_managed_node(launch_api):
