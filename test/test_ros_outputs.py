@@ -54,12 +54,16 @@ def scene_in_base(n=6000, seed=3):
 
 
 @pytest.fixture(scope='module')
-def ros(vision_env, tmp_path_factory):  # noqa: F811 - the fixture imported above
+def ros(request, tmp_path_factory):
     domain = fresh_domain_id()
     log = str(tmp_path_factory.mktemp('outputs') / 'node.log')
     quaternion = rotation_to_quaternion(ROTATION)
-    extra = {k: vision_env[k] for k in ('PYTHONPATH', 'LD_LIBRARY_PATH', 'AMENT_PREFIX_PATH')
-             if k in vision_env}
+    try:   # without cmake there is no stand-in: only the detections test skips
+        with_vision = request.getfixturevalue('vision_env')
+    except pytest.skip.Exception:
+        with_vision = {}
+    extra = {k: with_vision[k] for k in ('PYTHONPATH', 'LD_LIBRARY_PATH', 'AMENT_PREFIX_PATH')
+             if k in with_vision}
     node = Process('helpers.fixed_tf_node',
                    ['base_link', CAMERA, *map(str, TRANSLATION), *map(str, quaternion), '--',
                     '--ros-args', '-p', 'preset:=indoor', '-p', 'target_frame:=base_link'],
