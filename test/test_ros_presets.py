@@ -94,3 +94,47 @@ def test_a_node_process_logs_the_weights_it_runs(args, expected, tmp_path):
     finally:
         client.close()
         node.stop()
+
+
+@pytest.fixture
+def weights_absent(monkeypatch):
+    """Make every preset's weights file read as not installed (CheckpointError, as the core)."""
+    from pinpoint3d_core import presets
+    from pinpoint3d_core.errors import CheckpointError
+
+    def absent(name):
+        raise CheckpointError(f'no trained weights found (looked for {get_preset(name).weights})')
+    monkeypatch.setattr(presets, 'preset_weights', absent)
+
+
+def test_absent_weights_run_the_presets_baseline_and_every_report_says_so(weights_absent):
+    import numpy as np
+    import rclpy
+    from rclpy.parameter import Parameter
+    from pinpoint3d_ros import conversions
+    from pinpoint3d_ros.node import Pinpoint3DNode
+    from std_msgs.msg import Header
+    msgs = pytest.importorskip('pinpoint3d.msg')
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=fresh_domain_id())
+    node = Pinpoint3DNode(context=context, parameter_overrides=[
+        Parameter('preset', value='tabletop'), Parameter('device', value='cpu')])
+    try:
+        assert node._weights_note.startswith('NO WEIGHTS (pinpoint3d_tabletop.pt not found)')
+        state = node.model_state()
+        assert state['loaded'] and state['baseline'] and not state['untrained']
+        rng = np.random.default_rng(0)
+        points = np.r_[rng.uniform([-0.3, -0.3, 0.8], [0.3, 0.3, 0.8], (3000, 3)),
+                       rng.uniform([0.0, 0.0, 0.7], [0.05, 0.05, 0.79], (500, 3))]
+        req = srvs.ClickSegment.Request(reset=True)
+        req.cloud = conversions.arrays_to_cloud(Header(frame_id='camera_depth_optical_frame'),
+                                                points.astype(np.float32))
+        click = msgs.Click(object_id=1, positive=True)
+        click.position.x, click.position.y, click.position.z = (float(v) for v in points[-1])
+        req.clicks = [click]
+        resp = node._on_click_segment(req, srvs.ClickSegment.Response())
+        assert resp.success, resp.message
+        assert "NO WEIGHTS: the preset's non-learned baseline" in resp.message
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown(context=context)
