@@ -17,6 +17,7 @@ from pinpoint3d_ros.testing import Client, fresh_domain_id, Process
 import pytest
 from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 
 srvs = pytest.importorskip('pinpoint3d.srv', reason='interfaces not built: run `make build`')
@@ -41,6 +42,9 @@ def ros(tmp_path_factory):
     env.params = client.node.create_client(SetParameters, NODE + '/set_parameters')
     env.srv = client.node.create_client(srvs.ClickSegment, NODE + '/click_segment')
     env.diagnostics = client.collector(DiagnosticArray, '/diagnostics')
+    env.cloud_pub = client.node.create_publisher(PointCloud2, '/points', 5)
+    env.objects_sub = client.node.create_subscription(
+        msgs.SegmentedObjects, NODE + '/objects', lambda msg: None, 1)
     try:
         assert env.change.wait_for_service(timeout_sec=90), node.log()
         yield env
@@ -90,6 +94,15 @@ def values(status):
     return {kv.key: kv.value for kv in status.values}
 
 
+def counts(ros, subscribers, publishers, timeout=15.0):
+    """Wait until the node's subscriptions to /points and publishers of ~/objects are so."""
+    def now():
+        return (ros.cloud_pub.get_subscription_count(),
+                ros.client.node.count_publishers(NODE + '/objects'))
+    ros.client.spin_until(lambda: now() == (subscribers, publishers), timeout)
+    return now()
+
+
 def segment(ros):
     points = np.random.default_rng(0).uniform(-1, 1, (2000, 3)).astype(np.float32)
     req = srvs.ClickSegment.Request()
@@ -104,6 +117,7 @@ def segment(ros):
 def test_starts_unconfigured_without_services(ros):
     assert state(ros) == 'unconfigured'
     assert not service_up(ros, False, timeout=2)
+    assert counts(ros, 0, 0, timeout=2) == (0, 0)
     status = model_status(ros)
     assert status.level == DiagnosticStatus.WARN
     assert values(status)['lifecycle state'] == 'unconfigured'
@@ -123,11 +137,13 @@ def test_model_parameters_change_while_unconfigured_then_configure_and_activate(
     assert transition(ros, Transition.TRANSITION_CONFIGURE)
     assert state(ros) == 'inactive'
     assert not service_up(ros, False, timeout=2)   # configured is not serving
+    assert counts(ros, 0, 1) == (0, 1)   # publishers exist, no subscriptions yet
     refused = set_param(ros, 'device', 'auto')
     assert not refused.successful and 'unconfigured' in refused.reason
     assert transition(ros, Transition.TRANSITION_ACTIVATE)
     assert state(ros) == 'active'
     assert service_up(ros, True)
+    assert counts(ros, 1, 1) == (1, 1)
     resp = segment(ros)
     assert resp.success, resp.message
     assert 'UNTRAINED' in resp.message
@@ -143,8 +159,10 @@ def test_deactivate_removes_the_services_and_cleanup_releases_the_model(ros):
     assert transition(ros, Transition.TRANSITION_DEACTIVATE)
     assert state(ros) == 'inactive'
     assert not service_up(ros, False)
+    assert counts(ros, 0, 1) == (0, 1)   # no longer subscribed to the cloud
     assert transition(ros, Transition.TRANSITION_CLEANUP)
     assert state(ros) == 'unconfigured'
+    assert counts(ros, 0, 0) == (0, 0)   # publishers released too
     assert values(model_status(ros))['loaded'] == 'false'
     # unconfigured again: the parameters can change, and configure loads the new ones
     assert set_param(ros, 'checkpoint', 'untrained:small').successful
