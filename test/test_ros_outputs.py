@@ -207,3 +207,18 @@ def test_missing_transform_fails_naming_both_frames_and_changes_nothing(ros, in_
     points, _, _ = conversions.labeled_cloud_to_arrays(resp.labeled_cloud)
     np.testing.assert_array_equal(points, ros.camera)   # the cloud frame, untouched
     set_target_frame(ros, 'base_link')
+
+
+def test_marker_boxes_are_the_oriented_boxes():
+    from pinpoint3d_ros import markers
+    rng = np.random.default_rng(2)
+    turn = np.array([[np.cos(0.5), -np.sin(0.5), 0], [np.sin(0.5), np.cos(0.5), 0], [0, 0, 1]])
+    points = ((rng.random((500, 3)) - 0.5) * [0.4, 0.1, 0.05]) @ turn.T
+    regions = conversions.summarise(points, np.ones(500, np.uint32), np.zeros(500, np.uint32))
+    cube, = [m for m in markers.build_markers(Header(frame_id='base_link'), regions).markers
+             if m.ns == 'objects']
+    box = regions[0].oriented_box
+    q = cube.pose.orientation
+    np.testing.assert_allclose([q.x, q.y, q.z, q.w], box.quaternion, atol=1e-6)
+    np.testing.assert_allclose([cube.scale.x, cube.scale.y, cube.scale.z], box.size, rtol=1e-6)
+    assert box.volume < 0.8 * np.prod(regions[0].box_size)   # turned: tighter than aligned
