@@ -105,7 +105,8 @@ def measured(scan, tmp_path_factory):
     for name in SETTINGS:
         out[name] = measure(name, scan, tmp)
         print(f'tabletop node, {name}: IoU per object '
-              + ', '.join(f'{k}: {v:.3f}' for k, v in out[name][0].items()))
+              + ', '.join(f'{k}: {v:.3f}' for k, v in out[name][0].items())
+              + f' (last answer: {out[name][1]})')
     return out
 
 
