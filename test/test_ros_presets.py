@@ -79,13 +79,28 @@ def test_parameter_choices_are_the_presets():
       os.path.join('weights', 'pinpoint3d_small.pt')]),
 ])
 def test_a_node_process_logs_the_weights_it_runs(args, expected, tmp_path):
+    run_node_and_check_log(args, expected, tmp_path)
+
+
+def test_under_a_namespace_clicks_still_come_from_the_absolute_topic(tmp_path):
+    run_node_and_check_log(['-r', '__ns:=/robot1'], ["clicks '/clicked_point'"], tmp_path,
+                           node_name='/robot1/pinpoint3d_node', click_topic='/clicked_point')
+
+
+def run_node_and_check_log(args, expected, tmp_path, node_name='/pinpoint3d_node',
+                           click_topic=None):
+    """Start a node process with ``args``; check its log and optionally its click topic."""
     domain = fresh_domain_id()
     node = Process('pinpoint3d_ros.node', ['--ros-args', '-p', 'device:=cpu', *args],
                    domain_id=domain, log_path=str(tmp_path / 'node.log'))
     client = Client(domain)
     try:
-        srv = client.node.create_client(srvs.ClickSegment, '/pinpoint3d_node/click_segment')
+        srv = client.node.create_client(srvs.ClickSegment, node_name + '/click_segment')
         assert srv.wait_for_service(timeout_sec=90), node.log()
+        if click_topic:
+            from geometry_msgs.msg import PointStamped
+            pub = client.node.create_publisher(PointStamped, click_topic, 10)
+            assert client.spin_until(lambda: pub.get_subscription_count() == 1, 10)
         assert client.spin_until(lambda: 'ready:' in node.log(), 10), node.log()
         log = node.log()
         for text in expected:
