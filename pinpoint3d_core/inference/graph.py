@@ -41,13 +41,15 @@ class NeighbourGraph:
         self.length = np.zeros(0)
         self.neighbours = 0
         self._matrix = None
+        self._pairs = None
         k = min(neighbours + 1, self.size)
         if max_gap <= 0 or k < 2:
             self.enabled = max_gap > 0
             return
         self.enabled = True
         self.neighbours = k - 1
-        dist, nbr = cKDTree(xyz).query(xyz, k)
+        # workers=-1: the queries are independent, so every core may take a share (same result)
+        dist, nbr = cKDTree(xyz).query(xyz, k, workers=-1)
         near = (dist[:, 1:] <= max_gap).ravel()
         self.src = np.repeat(np.arange(self.size), k - 1)[near]
         self.dst = nbr[:, 1:].ravel()[near]
@@ -57,6 +59,19 @@ class NeighbourGraph:
     def complete(self) -> bool:
         """Return whether every node kept all its k links (``dst`` reshapes to (V, k))."""
         return len(self.dst) == self.size * self.neighbours
+
+    def undirected_pairs(self):
+        """
+        Return (``first`` (U,), ``pair`` (L,)): one link per undirected pair, and each link's pair.
+
+        Most kNN links come in both directions; a quantity that is symmetric in a link's two
+        ends (every link feature, the boundary network's logit) is computed once per pair at
+        ``first`` and read back with ``pair`` (``values[pair]``), which halves that work.
+        """
+        if self._pairs is None:
+            self._pairs = _undirected_pairs(self.src, self.dst, self.size, self.neighbours,
+                                            self.complete)
+        return self._pairs
 
     def with_link_costs(self, cost: np.ndarray) -> 'NeighbourGraph':
         """Return a copy whose link lengths are multiplied by ``cost`` (L,) >= 0."""
@@ -80,7 +95,7 @@ class NeighbourGraph:
         out.__dict__.update(self.__dict__)
         ok = keep[self.src] & keep[self.dst]
         out.src, out.dst, out.length = self.src[ok], self.dst[ok], self.length[ok]
-        out._matrix = None
+        out._matrix = out._pairs = None
         return out
 
     def clicked_pieces(self, labels: np.ndarray, seeds: dict) -> np.ndarray:
@@ -155,3 +170,22 @@ class NeighbourGraph:
         reached = source >= 0
         out[reached] = position[source[reached]]
         return out
+
+
+def _undirected_pairs(src: np.ndarray, dst: np.ndarray, size: int, k: int, complete: bool):
+    """Links that stand for each undirected pair (first of the two), and each link's pair."""
+    rep = np.arange(len(src))
+    if complete and k > 0:
+        # (i, j) with i > j: its reverse (j, i) is link j * k + m when i is j's m-th neighbour
+        later = np.flatnonzero(src > dst)
+        hit = dst.reshape(size, k)[dst[later]] == src[later, None]
+        found = hit.any(axis=1)
+        rep[later[found]] = dst[later[found]] * k + hit[found].argmax(axis=1)
+    elif len(src):
+        lo, hi = np.minimum(src, dst), np.maximum(src, dst)
+        _, first, inverse = np.unique(lo * size + hi, return_index=True, return_inverse=True)
+        rep = first[inverse.reshape(-1)]
+    first = np.flatnonzero(rep == np.arange(len(src)))
+    position = np.zeros(len(src), dtype=np.int64)
+    position[first] = np.arange(len(first))
+    return first, position[rep]

@@ -9,7 +9,8 @@ taken out of the graph, so a click on an object does not flow into what it rests
 """
 
 import dataclasses
-from typing import List, Optional, Tuple
+import time
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from pinpoint3d_core.inference.graph import NeighbourGraph
@@ -20,6 +21,8 @@ LINK_FEATURES = ('length_voxels', 'normal_change', 'crease', 'max_curvature',
                  'plane_distance_change_voxels')
 RANSAC_ITERATIONS = 200
 RANSAC_SAMPLE = 20000
+# Candidates whose approximate inlier count is this close to the best are counted exactly.
+_RECOUNT_MARGIN = 3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,7 +72,8 @@ def appearance(colors, intensity, rows, inverse, counts) -> np.ndarray:
 
 def normals_and_curvature(xyz: np.ndarray, neighbourhoods: np.ndarray):
     """Return unit normals (V, 3) and surface variation (V,) from each neighbourhood's PCA."""
-    local = xyz[neighbourhoods] - xyz[neighbourhoods].mean(axis=1, keepdims=True)
+    hood = xyz[neighbourhoods]
+    local = hood - hood.mean(axis=1, keepdims=True)
     cov = np.einsum('nki,nkj->nij', local, local)
     values, vectors = np.linalg.eigh(cov)
     curvature = values[:, 0] / np.maximum(values.sum(axis=1), 1e-12)
@@ -90,7 +94,7 @@ def fit_plane(xyz: np.ndarray, threshold: float, up: Optional[np.ndarray] = None
     sample = xyz
     if len(xyz) > RANSAC_SAMPLE:
         sample = xyz[rng.choice(len(xyz), RANSAC_SAMPLE, replace=False)]
-    best, best_count = None, 0
+    candidates = []                      # (normal, point) in draw order
     for _ in range(RANSAC_ITERATIONS):
         p = sample[rng.choice(len(sample), 3, replace=False)]
         normal = np.cross(p[1] - p[0], p[2] - p[0])
@@ -100,15 +104,42 @@ def fit_plane(xyz: np.ndarray, threshold: float, up: Optional[np.ndarray] = None
         normal /= norm
         if up is not None and abs(normal @ up) < up_tolerance:
             continue
-        count = np.count_nonzero(np.abs((sample - p[0]) @ normal) < threshold)
-        if count > best_count:
-            best, best_count = (normal, p[0]), count
+        candidates.append((normal, p[0]))
+    best = _most_inliers(sample, candidates, threshold)
     if best is None:
         return None
     inliers = xyz[np.abs((xyz - best[1]) @ best[0]) < threshold]
     centre = inliers.mean(axis=0)
     normal = np.linalg.svd(inliers - centre, full_matrices=False)[2][2]
     return normal, centre
+
+
+def _most_inliers(sample: np.ndarray, candidates, threshold: float):
+    """
+    Return the first candidate plane with the most ``sample`` positions within ``threshold``.
+
+    All candidates are scored in one matrix product (sample . n - p . n); that can differ
+    from (sample - p) . n in the last bit, so the few candidates whose count is near the best
+    are counted again the exact way before the winner is chosen (the same winner as one exact
+    count per candidate, at a fraction of the time).
+    """
+    if not candidates:
+        return None
+    normals = np.array([c[0] for c in candidates])
+    offsets = np.einsum('ij,ij->i', normals, np.array([c[1] for c in candidates]))
+    approx = np.zeros(len(candidates), dtype=np.int64)
+    for lo in range(0, len(candidates), 50):
+        hi = lo + 50
+        dist = sample @ normals[lo:hi].T
+        dist -= offsets[lo:hi]
+        approx[lo:hi] = np.count_nonzero(np.abs(dist) < threshold, axis=0)
+    best, best_count = None, 0
+    for i in np.flatnonzero(approx >= approx.max() - _RECOUNT_MARGIN):
+        normal, point = candidates[i]
+        count = np.count_nonzero(np.abs((sample - point) @ normal) < threshold)
+        if count > best_count:
+            best, best_count = candidates[i], count
+    return best
 
 
 def support_planes(xyz: np.ndarray, threshold: float, count: int, min_fraction: float,
@@ -129,6 +160,20 @@ def support_planes(xyz: np.ndarray, threshold: float, count: int, min_fraction: 
     return planes
 
 
+class StageClock:
+    """Wall and process-CPU milliseconds of consecutive stages (``stages``: name -> (wall, cpu))."""
+
+    def __init__(self):
+        self.stages: Dict[str, Tuple[float, float]] = {}
+        self._wall, self._cpu = time.perf_counter(), time.process_time()
+
+    def lap(self, name: str) -> None:
+        """Close the stage ``name`` (time since the previous lap) and start the next."""
+        wall, cpu = time.perf_counter(), time.process_time()
+        self.stages[name] = ((wall - self._wall) * 1e3, (cpu - self._cpu) * 1e3)
+        self._wall, self._cpu = wall, cpu
+
+
 class SurfaceGraph:
     """
     One cloud on the graph grid: voxel positions, links, per-link features, support planes.
@@ -136,12 +181,13 @@ class SurfaceGraph:
     ``xyz`` (V, 3) mean positions; ``voxel_of_row`` (N,) voxel of each caller row (-1 for NaN
     rows); ``links`` the k-nearest-neighbour NeighbourGraph (lengths in metres);
     ``link_features`` (L, 8) float32 in LINK_FEATURES order; ``planes`` the support planes and
-    ``on_plane`` (V,) bool their union.
+    ``on_plane`` (V,) bool their union; ``timings`` the build's stages (StageClock).
     """
 
     def __init__(self, points: np.ndarray, colors=None, intensity=None, voxel: float = 0.05,
                  neighbours: int = 10, plane_threshold: float = 0.0, plane_count: int = 1,
                  plane_min_fraction: float = 0.1, up: Optional[np.ndarray] = None):
+        clock = StageClock()
         points = np.asarray(points, dtype=np.float64)
         rows = np.flatnonzero(np.all(np.isfinite(points), axis=1))
         self.voxel = float(voxel)
@@ -149,11 +195,14 @@ class SurfaceGraph:
         self.voxel_of_row = np.full(len(points), -1, dtype=np.int64)
         self.voxel_of_row[rows] = inverse
         self.appearance = appearance(colors, intensity, rows, inverse, counts)
+        clock.lap('voxel_means')
         self.links = NeighbourGraph(self.xyz, np.inf, neighbours)
+        clock.lap('knn')
         nv, k = len(self.xyz), self.links.neighbours
         hood = np.concatenate([np.arange(nv)[:, None], self.links.dst.reshape(nv, k)], axis=1) \
             if k else np.arange(nv)[:, None]
         self.normals, self.curvature = normals_and_curvature(self.xyz, hood)
+        clock.lap('normals')
         self.planes: List[Plane] = []
         if plane_threshold > 0:
             self.planes = support_planes(self.xyz, plane_threshold, plane_count,
@@ -161,7 +210,11 @@ class SurfaceGraph:
         self.on_plane = np.zeros(nv, dtype=bool)
         for plane in self.planes:
             self.on_plane |= plane.inliers
+        clock.lap('planes')
         self.link_features = self._link_features()
+        clock.lap('features')
+        # Where the build time went (wall and process CPU ms per stage; `pinpoint3d bench`).
+        self.timings = clock.stages
 
     @property
     def size(self) -> int:
@@ -169,23 +222,31 @@ class SurfaceGraph:
         return len(self.xyz)
 
     def _link_features(self) -> np.ndarray:
-        src, dst = self.links.src, self.links.dst
+        # Every feature is symmetric in the two ends (the reverse link gives the same bits),
+        # so each undirected pair is computed once and copied to both of its links.
+        first, pair = self.links.undirected_pairs()
+        src, dst = self.links.src[first], self.links.dst[first]
         d = self.xyz[dst] - self.xyz[src]
         length = np.linalg.norm(d, axis=1)
         u = d / np.maximum(length, 1e-12)[:, None]
-        n = self.normals
-        crease = (np.abs(np.einsum('ij,ij->i', n[src], u))
-                  + np.abs(np.einsum('ij,ij->i', n[dst], u)))
-        cols = [length / self.voxel, 1.0 - np.abs(np.einsum('ij,ij->i', n[src], n[dst])), crease,
-                np.maximum(self.curvature[src], self.curvature[dst]),
-                np.abs(self.curvature[src] - self.curvature[dst])]
+        n_src, n_dst = self.normals[src], self.normals[dst]
+        crease = (np.abs(np.einsum('ij,ij->i', n_src, u))
+                  + np.abs(np.einsum('ij,ij->i', n_dst, u)))
+        c_src, c_dst = self.curvature[src], self.curvature[dst]
+        out = np.empty((len(first), len(LINK_FEATURES)), dtype=np.float32)
+        out[:, 0] = length / self.voxel
+        out[:, 1] = 1.0 - np.abs(np.einsum('ij,ij->i', n_src, n_dst))
+        out[:, 2] = crease
+        out[:, 3] = np.maximum(c_src, c_dst)
+        out[:, 4] = np.abs(c_src - c_dst)
         app = self.appearance
-        cols.append(np.linalg.norm(app[src] - app[dst], axis=1) / np.sqrt(app.shape[1])
-                    if app.shape[1] else np.zeros(len(src)))
+        out[:, 5] = (np.linalg.norm(app[src] - app[dst], axis=1) / np.sqrt(app.shape[1])
+                     if app.shape[1] else 0.0)
         plane_d = self.plane_distance()
-        cols += [np.minimum(np.abs(plane_d[src]), np.abs(plane_d[dst])) / self.voxel,
-                 np.abs(plane_d[src] - plane_d[dst]) / self.voxel]
-        return np.stack(cols, axis=1).astype(np.float32)
+        p_src, p_dst = plane_d[src], plane_d[dst]
+        out[:, 6] = np.minimum(np.abs(p_src), np.abs(p_dst)) / self.voxel
+        out[:, 7] = np.abs(p_src - p_dst) / self.voxel
+        return out[pair]
 
     def plane_distance(self) -> np.ndarray:
         """Return (V,) the distance to the nearest support plane (a large value without one)."""
