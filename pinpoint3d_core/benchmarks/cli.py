@@ -11,6 +11,7 @@ import importlib
 BENCHMARKS = {
     'synth': 'pinpoint3d_core.benchmarks.synth',
     'model': 'pinpoint3d_core.benchmarks.model',
+    'geodesic': 'pinpoint3d_core.benchmarks.geodesic',
 }
 
 

@@ -178,9 +178,10 @@ def _undirected_pairs(src: np.ndarray, dst: np.ndarray, size: int, k: int, compl
     if complete and k > 0:
         # (i, j) with i > j: its reverse (j, i) is link j * k + m when i is j's m-th neighbour
         later = np.flatnonzero(src > dst)
-        hit = dst.reshape(size, k)[dst[later]] == src[later, None]
-        found = hit.any(axis=1)
-        rep[later[found]] = dst[later[found]] * k + hit[found].argmax(axis=1)
+        rows = dst[later]
+        hit, m = np.nonzero(dst.astype(np.int32).reshape(size, k)[rows]
+                            == src[later, None].astype(np.int32))  # one hit a row at most
+        rep[later[hit]] = rows[hit] * k + m
     elif len(src):
         lo, hi = np.minimum(src, dst), np.maximum(src, dst)
         _, first, inverse = np.unique(lo * size + hi, return_index=True, return_inverse=True)

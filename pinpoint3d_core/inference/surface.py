@@ -94,17 +94,19 @@ def fit_plane(xyz: np.ndarray, threshold: float, up: Optional[np.ndarray] = None
     sample = xyz
     if len(xyz) > RANSAC_SAMPLE:
         sample = xyz[rng.choice(len(xyz), RANSAC_SAMPLE, replace=False)]
+    draws = np.array([rng.choice(len(sample), 3, replace=False)
+                      for _ in range(RANSAC_ITERATIONS)])
+    p0, p1, p2 = (sample[draws[:, i]] for i in range(3))
+    crosses = _cross(p1 - p0, p2 - p0)
     candidates = []                      # (normal, point) in draw order
-    for _ in range(RANSAC_ITERATIONS):
-        p = sample[rng.choice(len(sample), 3, replace=False)]
-        normal = np.cross(p[1] - p[0], p[2] - p[0])
+    for normal, point in zip(crosses, p0):
         norm = np.linalg.norm(normal)
         if norm < 1e-12:
             continue
         normal /= norm
         if up is not None and abs(normal @ up) < up_tolerance:
             continue
-        candidates.append((normal, p[0]))
+        candidates.append((normal, point))
     best = _most_inliers(sample, candidates, threshold)
     if best is None:
         return None
@@ -112,6 +114,15 @@ def fit_plane(xyz: np.ndarray, threshold: float, up: Optional[np.ndarray] = None
     centre = inliers.mean(axis=0)
     normal = np.linalg.svd(inliers - centre, full_matrices=False)[2][2]
     return normal, centre
+
+
+def _cross(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Row-wise cross products of (M, 3) arrays, term for term as ``np.cross`` (same bits)."""
+    out = np.empty_like(a)
+    out[:, 0] = a[:, 1] * b[:, 2] - a[:, 2] * b[:, 1]
+    out[:, 1] = a[:, 2] * b[:, 0] - a[:, 0] * b[:, 2]
+    out[:, 2] = a[:, 0] * b[:, 1] - a[:, 1] * b[:, 0]
+    return out
 
 
 def _most_inliers(sample: np.ndarray, candidates, threshold: float):
@@ -128,11 +139,12 @@ def _most_inliers(sample: np.ndarray, candidates, threshold: float):
     normals = np.array([c[0] for c in candidates])
     offsets = np.einsum('ij,ij->i', normals, np.array([c[1] for c in candidates]))
     approx = np.zeros(len(candidates), dtype=np.int64)
+    columns = np.ascontiguousarray(sample.T)
     for lo in range(0, len(candidates), 50):
-        hi = lo + 50
-        dist = sample @ normals[lo:hi].T
-        dist -= offsets[lo:hi]
-        approx[lo:hi] = np.count_nonzero(np.abs(dist) < threshold, axis=0)
+        dist = normals[lo:lo + 50] @ columns
+        dist -= offsets[lo:lo + 50, None]
+        np.abs(dist, out=dist)
+        approx[lo:lo + 50] = np.count_nonzero(dist < threshold, axis=1)
     best, best_count = None, 0
     for i in np.flatnonzero(approx >= approx.max() - _RECOUNT_MARGIN):
         normal, point = candidates[i]
