@@ -13,6 +13,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
+from pinpoint3d_core.inference.blas import one_blas_thread
 from pinpoint3d_core.inference.graph import NeighbourGraph
 
 # Names of the columns of ``SurfaceGraph.link_features``.
@@ -173,7 +174,7 @@ def support_planes(xyz: np.ndarray, threshold: float, count: int, min_fraction: 
 
 
 class StageClock:
-    """Wall and process-CPU milliseconds of consecutive stages (``stages``: name -> (wall, cpu))."""
+    """Wall and process-CPU ms of consecutive stages (``stages``: name -> (wall, cpu))."""
 
     def __init__(self):
         self.stages: Dict[str, Tuple[float, float]] = {}
@@ -199,6 +200,13 @@ class SurfaceGraph:
     def __init__(self, points: np.ndarray, colors=None, intensity=None, voxel: float = 0.05,
                  neighbours: int = 10, plane_threshold: float = 0.0, plane_count: int = 1,
                  plane_min_fraction: float = 0.1, up: Optional[np.ndarray] = None):
+        self._plane_distance: Optional[np.ndarray] = None
+        with one_blas_thread():
+            self._build(points, colors, intensity, voxel, neighbours, plane_threshold,
+                        plane_count, plane_min_fraction, up)
+
+    def _build(self, points, colors, intensity, voxel, neighbours, plane_threshold,
+               plane_count, plane_min_fraction, up) -> None:
         clock = StageClock()
         points = np.asarray(points, dtype=np.float64)
         rows = np.flatnonzero(np.all(np.isfinite(points), axis=1))
@@ -262,9 +270,14 @@ class SurfaceGraph:
 
     def plane_distance(self) -> np.ndarray:
         """Return (V,) the distance to the nearest support plane (a large value without one)."""
-        if not self.planes:
-            return np.full(self.size, 1e3 * self.voxel)
-        return np.min([np.abs(p.signed_distance(self.xyz)) for p in self.planes], axis=0)
+        if self._plane_distance is None:           # the features and the network both read it
+            if not self.planes:
+                dist = np.full(self.size, 1e3 * self.voxel)
+            else:
+                dist = np.min([np.abs(p.signed_distance(self.xyz)) for p in self.planes], axis=0)
+            dist.flags.writeable = False
+            self._plane_distance = dist
+        return self._plane_distance
 
     def up_direction(self, sensor=(0.0, 0.0, 0.0)) -> Optional[np.ndarray]:
         """
