@@ -122,6 +122,7 @@ class Pinpoint3DNode(Node):
         self.rviz_counts = dict.fromkeys(RVIZ_COUNTERS, 0)
         self._closing = False
         self._in_callbacks = 0                     # service callbacks not yet returned
+        self._last_answer = 0.0                    # monotonic time of the last answer
         # Owned by the worker thread (one job at a time):
         self._segmenter = None
         self._model_error = None
@@ -460,6 +461,7 @@ class Pinpoint3DNode(Node):
         finally:
             with self._state_lock:
                 self._in_callbacks -= 1
+                self._last_answer = time.monotonic()
 
     def _click_segment(self, request, response, t0):
         response.interaction_id = request.interaction_id
@@ -651,6 +653,12 @@ class Pinpoint3DNode(Node):
                 if self._in_callbacks == 0:
                     break
             time.sleep(0.01)
+        # An answer handed to DDS is sent asynchronously (a labelled cloud is megabytes, in
+        # fragments): destroying the node at once would lose it on the wire.
+        with self._state_lock:
+            linger = self._last_answer + ANSWER_LINGER_S - time.monotonic()
+        if linger > 0:
+            time.sleep(linger)
         return failed
 
     @property
@@ -699,13 +707,15 @@ def _is_cuda_oom(exc):
     return (oom is not None and isinstance(exc, oom)) or 'CUDA out of memory' in str(exc)
 
 
-def main(args=None):
+def main(args=None, exit_process=True):
     """
     Run the node until SIGINT or SIGTERM, then stop cleanly within about 2 s.
 
     rclpy's own signal handler would shut the context down at once, so answers to in-flight
     requests could no longer be sent; this one only sets a flag: the loop stops taking work,
-    every accepted request is answered, then the node is destroyed.
+    every accepted request is answered, then the node is destroyed. ``exit_process``: end the
+    process right after (os._exit once everything is flushed): the interpreter's teardown
+    with torch loaded takes about a second and has nothing left to do.
     """
     from rclpy.signals import SignalHandlerOptions
     stop = threading.Event()
@@ -716,7 +726,6 @@ def main(args=None):
     rclpy.init(args=args, signal_handler_options=SignalHandlerOptions.NO)
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     node = executor = None
-    busy = False
     try:
         node = Pinpoint3DNode()
         executor = MultiThreadedExecutor(num_threads=node.executor_threads)
@@ -729,9 +738,8 @@ def main(args=None):
         t0 = time.monotonic()
         if node is not None:
             failed = node.stop_serving(grace_s=SHUTDOWN_GRACE_S)
-            busy = node.worker_busy
             node.get_logger().info(
-                f'stopping: {failed} request(s) answered as failed; '
+                f'stopped: {failed} request(s) answered as failed; '
                 f'{(time.monotonic() - t0) * 1e3:.0f} ms')
         if executor is not None:
             executor.shutdown(timeout_sec=0.2)
@@ -740,14 +748,17 @@ def main(args=None):
         rclpy.try_shutdown()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if busy:   # a segmentation outlived the grace period: its answer was sent already
+    if exit_process:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+    return 0
 
 
-# Seconds a running segmentation may take to finish once a stop was asked for.
-SHUTDOWN_GRACE_S = 1.0
+# Seconds a running segmentation may take to finish once a stop was asked for, and how long
+# the node stays up after its last answer so that DDS delivers it.
+SHUTDOWN_GRACE_S = 0.8
+ANSWER_LINGER_S = 0.4
 
 
 if __name__ == '__main__':
