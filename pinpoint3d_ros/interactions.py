@@ -10,7 +10,8 @@ leaves the interaction exactly as it was.
 
 Cloud selection (:func:`choose_cloud`) is pure too: a request's own cloud wins; then a demand
 for a cloud newer than a stamp; then the interaction's own cloud; a new interaction takes the
-latest cloud. An interaction never silently moves to another cloud.
+latest cloud, and so does one that is reset. An interaction never silently moves to another
+cloud.
 """
 
 import collections
@@ -185,8 +186,9 @@ def choose_cloud(request_cloud, request_info: Optional[CloudInfo], newer_than_ns
 
     1. a cloud inside the request;
     2. ``newer_than_ns`` > 0: the latest received cloud, only when its stamp is newer;
-    3. an existing interaction: its own cloud (also with ``reset``: the encoding is kept);
-    4. a new interaction: the latest received cloud (``max_age_s`` > 0 bounds its age).
+    3. an existing interaction (not reset): its own cloud, even when newer ones arrived;
+    4. a new or reset interaction: the latest received cloud (``max_age_s`` > 0 bounds its
+       age); a reset one without any received cloud stays on its own.
     Raises CloudSelectionError with the reason when the rule's cloud is not there.
     """
     if request_cloud is not None:
@@ -202,7 +204,7 @@ def choose_cloud(request_cloud, request_info: Optional[CloudInfo], newer_than_ns
                 f"'{topic}': the latest has stamp {describe_stamp(latest_info.stamp_ns)} "
                 f'(received {latest_age_s:.1f} s ago); was it lost in transport (QoS, size)?')
         return latest, latest_info, 'newer'
-    if current is not None:
+    if current is not None and (not reset or latest is None):
         return current.cloud, current.info, 'kept'
     if latest is None:
         raise CloudSelectionError(

@@ -86,8 +86,9 @@ def test_cloud_rules_in_order():
     assert pick(request='R', current=current)[0] == 'R'          # 1. the request's cloud
     assert pick(newer=1, current=current)[0] == 'L'              # 2. newer than T
     assert pick(current=current)[0] == 'own'                     # 3. the interaction's own
-    assert pick(current=current, reset=True)[0] == 'own'         # ... also after a reset
     assert pick()[0] == 'L'                                      # 4. new: the latest
+    assert pick(current=current, reset=True)[0] == 'L'           # ... and after a reset
+    assert pick(current=current, reset=True, latest=None)[0] == 'own'   # none received
 
 
 def test_a_demanded_newer_cloud_that_never_came_fails_with_the_stamps():
