@@ -404,10 +404,11 @@ class Pinpoint3DNode(Node):
             if self.p['publish_markers']:
                 self._pub_markers.publish(markers.build_markers(
                     objects.header, regions, [(c[0], c[3]) for c in item.clicks]))
-        except Exception as exc:  # noqa: B902 - a closing context raises InvalidHandle here
-            if not self._closing:
-                raise
-            self.get_logger().debug(f'publish skipped while stopping: {exc}')
+        except Exception as exc:  # noqa: B902 - the answer stands; outputs are best effort
+            if self._closing:   # a context that is going away raises InvalidHandle here
+                return
+            self.get_logger().error(f'publishing the outputs failed: {type(exc).__name__}: '
+                                    f'{exc}')
 
     def _run(self, what, fn):
         """Run fn(); turn every failure into (False, message) and keep the node alive."""
@@ -564,7 +565,12 @@ class Pinpoint3DNode(Node):
                 f'clicked_point: the RViz interaction holds {held} click(s), at most {limit}: '
                 'it starts over with these clicks (earlier ones are forgotten; ~/reset does '
                 'the same at any time)')
-            batch = batch[-limit:]
+            if len(batch) > limit:
+                counts['dropped'] += len(batch) - limit
+                self.get_logger().warning(
+                    f'clicked_point: {len(batch)} clicks arrived in one step, more than one '
+                    f'interaction holds; the oldest {len(batch) - limit} were dropped')
+                batch = batch[-limit:]
         done, failed = [], []
         for run in _runs_by_frame(batch):
             ok, bad = self._rviz_batch(run, reset and not done)

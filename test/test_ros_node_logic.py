@@ -124,6 +124,19 @@ def test_clicks_are_carried_over_to_a_newer_scan_or_the_request_fails(make_node)
     assert fresh.success and fresh.num_clicks == 1
 
 
+def test_the_click_limit_of_an_interaction_says_how_to_go_on(make_node):
+    node = make_node()
+    pts = scene()
+    cloud = cloud_msg(pts)
+    full = call(node, clicks=[(p, 1, 0, True) for p in pts[-200:]], reset=True, cloud=cloud)
+    assert full.success and full.num_clicks == 200, full.message
+    more = call(node, clicks=[(pts[0], 1, 0, True)], cloud=cloud)
+    assert not more.success and "interaction 'k' holds 200 click(s)" in more.message
+    assert 'reset: true' in more.message
+    again = call(node, clicks=[(pts[0], 1, 0, True)], reset=True, cloud=cloud)
+    assert again.success and again.num_clicks == 1
+
+
 def test_empty_old_and_oversized_clouds_are_refused(make_node):
     node = make_node(max_points=1000, max_cloud_age=0.05)
     node._on_cloud(PointCloud2())
