@@ -128,3 +128,29 @@ def test_paired_boundary_probability_matches_the_training_forward():
     np.testing.assert_allclose(prob, plain, rtol=0, atol=1e-6)
     first, pair = surface.links.undirected_pairs()
     assert np.array_equal(prob, prob[first][pair])    # a link and its reverse: one value
+
+
+def test_geodesic_bench_breaks_the_encode_down_and_times_every_click():
+    from pinpoint3d_core.benchmarks.geodesic import (
+        click_script, encode_stages, format_rows, tabletop_segmenter)
+    pts, colors = _scene(3)
+    labels = np.zeros(len(pts), dtype=np.int64)
+    labels[20000:] = 1 + (np.arange(len(pts) - 20000) // 4000)
+    seg, what = tabletop_segmenter()
+    assert seg.boundary is not None and what
+    seg.inference = seg.inference.replace(graph_voxel=0.01)
+    stages = encode_stages(seg, pts, colors)
+    assert {'voxel_means', 'knn', 'normals', 'planes', 'features', 'graph', 'boundary_net',
+            'link_mlp'} <= set(stages)
+    assert all(w >= 0 and c >= 0 for k, (w, c) in stages.items() if k != 'voxels')
+    session = seg.start(pts, colors)
+    timings = click_script(session, labels, 20, seed=0)
+    assert len(timings) == 20 and all(w > 0 for w, _ in timings)
+    assert len(session.clicks) == 20
+    row = {'case': 'tabletop', 'scene': 'test', 'weights': what, 'points': len(pts),
+           'voxels': stages['voxels'][0], 'links': stages['voxels'][1],
+           'stages': {k: v for k, v in stages.items() if k != 'voxels'},
+           'encode_ms': 1.0, 'encode_cpu_ms': 1.0, 'decode_ms_median': 1.0,
+           'decode_ms_p90': 1.0, 'decode_cpu_ms_median': 1.0, 'load_average': 0.0}
+    table = format_rows([row, {'case': 'indoor', 'skipped': 'over 1 s'}])
+    assert '| tabletop | test |' in table and 'skipped: over 1 s' in table

@@ -34,6 +34,17 @@ DEFAULT_SCANS = (7, 22, 29, 41)
 GRAPH_STAGES = ('voxel_means', 'knn', 'normals', 'planes', 'features')
 
 
+def _cpu_model() -> str:
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if line.startswith('model name'):
+                    return line.split(':', 1)[1].strip()
+    except OSError:
+        pass
+    return 'unknown CPU'
+
+
 def _clock():
     return time.perf_counter(), time.process_time()
 
@@ -98,7 +109,10 @@ def encode_stages(seg, points, colors) -> Dict[str, tuple]:
             stages['boundary_net'] = _since(t)
             t = _clock()
             prob = seg.boundary.pair_probability(surface, emb)
-            surface.learned_costs(prob, settings.boundary_weight)
+            base = None
+            if settings.boundary_over_handcrafted:
+                base = surface.handcrafted_costs(settings.normal_weight, settings.colour_weight)
+            surface.learned_costs(prob, settings.boundary_weight, base)
             stages['link_mlp'] = _since(t)
     else:
         t = _clock()
@@ -251,7 +265,8 @@ def main(argv=None):
                        args.boundary)
         print(json.dumps(row), flush=True)
         return 0
-    print(machine_line(), flush=True)
+    print(f'{machine_line()}; {_cpu_model()}; load average {os.getloadavg()[0]:.1f}; '
+          f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}", flush=True)
     rows = run_benchmark(args.scans, args.repeats, args.clicks, args.timeout, args.boundary)
     print('Encode stages, median ms (wall / process CPU):')
     print(format_rows(rows), flush=True)
