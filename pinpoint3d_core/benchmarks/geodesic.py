@@ -12,7 +12,7 @@ costs), plus the click decoder's encoding where parts come from it. "Decode" is 
   tenth of its size, 200k points; the table says which). The tabletop preset's weights when
   they are installed, else a BoundaryNet with random weights (the same cost per voxel and link).
 - ``indoor``: the benchmark room (``toyscenes.benchmark_room``) at 100k points with the indoor
-  preset (shipped weights; parts from the click decoder).
+  preset (shipped weights; parts from the click decoder, which every click with a part runs).
 
 Every case runs in its own niced subprocess; medians over repeated encodes, decode median and
 p90 over the clicks of a scripted user. Wall and process-CPU milliseconds are both printed:
@@ -127,12 +127,14 @@ def encode_stages(seg, points, colors) -> Dict[str, tuple]:
     return stages
 
 
-def click_script(session, object_ids: np.ndarray, clicks: int, seed: int) -> List[float]:
+def click_script(session, object_ids: np.ndarray, clicks: int, seed: int,
+                 part_ids: Optional[np.ndarray] = None) -> List[float]:
     """
     Click like a user and time each predict: one click per object, then corrections.
 
     A correction clicks a random wrongly labelled point (positive for an object's point,
-    negative for a background point); returns [(decode wall ms, decode CPU ms)].
+    negative for a background point). With ``part_ids`` every positive click carries its
+    point's part, so the decoder's part stage runs too. Returns [(decode wall ms, CPU ms)].
     """
     from pinpoint3d_core.session import Click
     rng = np.random.default_rng(seed)
@@ -145,7 +147,8 @@ def click_script(session, object_ids: np.ndarray, clicks: int, seed: int) -> Lis
             wrong = np.flatnonzero(pred.object_ids != object_ids)
             idx = int(rng.choice(wrong if len(wrong) else len(object_ids)))
         obj = int(object_ids[idx])
-        session.add_clicks([Click(index=idx, object_id=obj if obj else 0, positive=obj > 0)])
+        part = int(part_ids[idx]) if part_ids is not None and obj else 0
+        session.add_clicks([Click(index=idx, object_id=obj, part_id=part, positive=obj > 0)])
         c0 = time.process_time()
         pred = session.predict('both')
         out.append((pred.decode_ms, (time.process_time() - c0) * 1e3))
@@ -163,7 +166,8 @@ def run_case(case: str, scan: int, repeats: int, clicks: int, boundary=None) -> 
         from pinpoint3d_core.toyscenes import benchmark_room
         room = benchmark_room(100_000, seed=scan)
         scene = {'points': room['points'], 'colors': room['colors'],
-                 'object_ids': room['object_ids'], 'name': 'benchmark room (synthetic)'}
+                 'object_ids': room['object_ids'], 'part_ids': room['part_ids'],
+                 'name': 'benchmark room (synthetic), part clicks'}
         seg = Segmenter.load(preset='indoor', device='cpu')
         weights = seg.describe()
     points, colors = scene['points'], scene['colors']
@@ -177,7 +181,7 @@ def run_case(case: str, scan: int, repeats: int, clicks: int, boundary=None) -> 
         start = _clock()
         session = seg.start(points, colors)
         totals.append(_since(start))
-    decode = click_script(session, scene['object_ids'], clicks, scan)
+    decode = click_script(session, scene['object_ids'], clicks, scan, scene.get('part_ids'))
     dw = [d[0] for d in decode]
     return {'case': case, 'scene': scene['name'], 'weights': weights, 'points': len(points),
             'voxels': runs[0]['voxels'][0], 'links': runs[0]['voxels'][1], 'stages': stages,
