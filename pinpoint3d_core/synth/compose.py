@@ -378,10 +378,10 @@ class _TableGrid:
 def _table(rng):
     """Table (stuff): a top with a visible front edge, and legs."""
     o = ob.SynthObject('table', has_parts=False, stuff=True, rng=rng)
-    w, d = rng.uniform(1.0, 1.8), rng.uniform(0.7, 1.0)
+    w, d = rng.uniform(1.0, 1.8), rng.uniform(0.75, 1.2)
     h, t = rng.uniform(0.7, 0.78), rng.uniform(0.02, 0.045)
-    mat = ob._pick(rng, ('table_white', 'table_white', 'table_grey', 'light_wood', 'white',
-                         'wood'))
+    mat = ob._pick(rng, ('table_white', 'table_white', 'table_white', 'table_grey',
+                         'light_wood', 'white'))
     legs = [g.box((0.05, 0.05, h - t), (sx * (w / 2 - 0.06), sy * (d / 2 - 0.06), (h - t) / 2))
             for sx in (-1, 1) for sy in (-1, 1)]
     o.add('table', g.merge([g.box((w, d, t), (0, 0, h - t / 2))] + legs), mat, jitter=0.04)

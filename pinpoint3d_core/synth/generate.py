@@ -97,14 +97,14 @@ def tabletop_camera_pose(layout, rng):
     """
     Camera position and camera-to-world rotation looking at the objects on the table.
 
-    A head or wrist camera 0.5-1.1 m from the objects, 30-65 degrees down, from the table's
+    A head or wrist camera 0.65-1.05 m from the objects, 35-65 degrees down, from the table's
     near side (-y) with up to 35 degrees of azimuth and a little roll.
     """
     table = layout['table']
     target = np.array([*layout['cluster'], table['height']]) + np.append(
         rng.normal(0, 0.03, 2), 0)
-    dist = rng.uniform(0.55, 1.05)
-    pitch = -np.radians(rng.uniform(30, 65))
+    dist = rng.uniform(0.65, 1.05)
+    pitch = -np.radians(rng.uniform(35, 65))
     yaw = np.pi / 2 + np.radians(rng.uniform(-35, 35))
     rot = sensors.look_rotation(yaw, pitch)
     roll = np.radians(rng.normal(0, 3))

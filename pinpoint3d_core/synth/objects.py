@@ -668,11 +668,11 @@ def household_box(rng):
     o = SynthObject('Box', has_parts=False, rng=rng)
     shape = _pick(rng, ('cube', 'flat', 'tall', 'long', 'any'))
     if shape == 'cube':
-        s = np.full(3, rng.uniform(0.05, 0.2)) * rng.uniform(0.85, 1.15, 3)
+        s = np.full(3, rng.uniform(0.06, 0.22)) * rng.uniform(0.85, 1.15, 3)
     elif shape == 'flat':
-        s = np.array([rng.uniform(0.1, 0.3), rng.uniform(0.08, 0.25), rng.uniform(0.02, 0.06)])
+        s = np.array([rng.uniform(0.12, 0.3), rng.uniform(0.1, 0.25), rng.uniform(0.02, 0.07)])
     elif shape == 'tall':
-        s = np.array([rng.uniform(0.06, 0.2), rng.uniform(0.03, 0.08), rng.uniform(0.15, 0.3)])
+        s = np.array([rng.uniform(0.08, 0.22), rng.uniform(0.04, 0.1), rng.uniform(0.15, 0.3)])
     elif shape == 'long':
         s = np.array([rng.uniform(0.15, 0.3), rng.uniform(0.03, 0.08), rng.uniform(0.03, 0.08)])
     else:

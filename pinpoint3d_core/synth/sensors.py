@@ -150,6 +150,7 @@ class DepthCamera:
     projector_side: float = 1.0   # +1: projector on the camera's +x side, -1: on its -x side
     sigma_1m: float = 0.0015      # m, axial noise at 1 m, grows with depth squared
     disparity_c: float = 350.0    # depth quantisation step = z^2 / disparity_c (m)
+    noise_cell: int = 4           # px over which the depth error is correlated
     min_depth: float = 0.35
     max_depth: float = 3.5
     edge_drop: float = 0.3        # share of depth-edge pixels without a return
@@ -177,7 +178,7 @@ def random_depth_camera(rng, size='normal'):
         width=int(640 * scale), height=int(480 * scale),
         focal=(525.0 if kinect else 615.0) * rng.uniform(0.98, 1.02) * scale,
         baseline=0.075 if kinect else 0.05, projector_side=float(rng.choice((-1.0, 1.0))),
-        sigma_1m=rng.uniform(0.0012, 0.0018), disparity_c=rng.uniform(320.0, 380.0) * scale,
+        sigma_1m=rng.uniform(0.0013, 0.0019), disparity_c=rng.uniform(320.0, 380.0) * scale,
         edge_drop=rng.uniform(0.2, 0.45), flying=rng.uniform(0.1, 0.3),
         colour_offset=tuple(int(x) for x in rng.integers(-3, 4, 2)))
 
@@ -249,10 +250,10 @@ def structured_light_frame(caster, cam, position, rotation, tri_rgb, tri_surface
         shadow[idx] = t_proj < dist - np.maximum(0.004, 0.01 * dist)
         # materials: dark, shiny (specular highlight or oblique), transparent; grazing rays
         lum = tri_rgb[tri] @ np.array([0.3, 0.59, 0.11])
-        p_dark = np.clip((0.22 - lum) / 0.22, 0, 1) * (0.2 + 0.7 * (1 - cos))
-        p_shiny = surf[:, 0] * (0.85 * (cos > 0.96) + 0.35 * (1 - cos))
-        p_glass = surf[:, 1] * 0.7
-        p_graze = 0.85 * (cos < 0.2)
+        p_dark = np.clip((0.2 - lum) / 0.2, 0, 1) * (0.1 + 0.5 * (1 - cos))
+        p_shiny = surf[:, 0] * (0.8 * (cos > 0.97) + 0.2 * (1 - cos))
+        p_glass = surf[:, 1] * 0.6
+        p_graze = 0.8 * (cos < 0.15)
         p = 1 - (1 - p_dark) * (1 - p_shiny) * (1 - p_glass) * (1 - p_graze) * (1 - 0.0005)
         field = 0.8 * _smooth_normal(rng, (h, w)).reshape(-1) + 0.6 * rng.normal(size=h * w)
         from scipy.special import ndtr
@@ -271,7 +272,10 @@ def structured_light_frame(caster, cam, position, rotation, tri_rgb, tri_surface
                       material=int((valid & ~shadow & material).sum()),
                       edge_dropped=int((valid & ~shadow & ~material & edge_drop).sum()),
                       flying=int((keep & flying).sum()))
-        z_meas = z_meas + rng.normal(0, 1, h * w) * cam.sigma_1m * np.where(valid, z, 1) ** 2
+        # block matching correlates the error of neighbouring pixels over a few pixels
+        err = 0.9 * _smooth_normal(rng, (h, w), cam.noise_cell).reshape(-1) + \
+            0.436 * rng.normal(size=h * w)
+        z_meas = z_meas + err * cam.sigma_1m * np.where(valid, z, 1) ** 2
         with np.errstate(divide='ignore', invalid='ignore'):
             z_meas = cam.disparity_c / np.round(cam.disparity_c / z_meas)
         z_meas = np.round(z_meas * 1000) / 1000

@@ -120,3 +120,121 @@ def main(argv=None):
 
 if __name__ == '__main__':
     raise SystemExit(main())
+
+
+# ---------------------------------------------------------------- tabletop (RGB-D, camera frame)
+
+# Intrinsics of the real mOSD scans (Kinect / Xtion 640x480; the points lie exactly on this
+# pixel grid).
+KINECT_INTRINSICS = (525.0, 525.0, 319.5, 239.5)
+NOT_TABLETOP = ('floor', 'wall')   # synthetic stuff the real scans crop away
+TABLETOP_COLS = ('points', 'depth_median_m', 'nn_median_mm', 'nn_p90_mm', 'noise_mm',
+                 'holes_pct', 'holes_per_object_pct', 'objects', 'points_per_object_median',
+                 'object_height_cm', 'object_extent_cm', 'table_color_mean', 'table_color_std',
+                 'object_color_mean', 'object_color_std')
+
+
+def _tabletop_region(scene):
+    """Mask of table and object points (synthetic floor and wall excluded)."""
+    drop = [int(k) for k, r in scene.meta.get('objects', {}).items()
+            if r.get('category') in NOT_TABLETOP]
+    return ~np.isin(scene.object_ids, drop)
+
+
+def _table_ids(scene):
+    from pinpoint3d_core.scene import stuff_ids
+    objs = scene.meta.get('objects', {})
+    return [i for i in stuff_ids(scene)
+            if objs.get(str(i), {}).get('category', 'table') not in NOT_TABLETOP]
+
+
+def plane_noise_mm(xyz, rng, depth=(0.7, 0.9), radius=0.012, samples=300):
+    """Median residual std (mm) of local planes fitted to 2.4 cm patches of a flat surface."""
+    sel = xyz[(xyz[:, 2] > depth[0]) & (xyz[:, 2] < depth[1])]
+    if len(sel) < 100:
+        return float('nan')
+    tree = cKDTree(sel)
+    out = []
+    for i in rng.choice(len(sel), min(samples, len(sel)), replace=False):
+        nb = sel[tree.query_ball_point(sel[i], radius)]
+        if len(nb) < 30:
+            continue
+        c = nb - nb.mean(0)
+        out.append(np.linalg.svd(c, full_matrices=False)[1][-1] / np.sqrt(len(nb)))
+    return round(float(np.median(out) * 1000), 2) if out else float('nan')
+
+
+def image_holes_pct(xyz, region, intrinsics):
+    """
+    Share (%) of pixels without a return inside the table-and-objects part of the image.
+
+    Per image row, the span from the first to the last ``region`` pixel; a pixel of the span
+    is a hole when no point at all (region or not: floor, wall) falls on it.
+    """
+    fx, fy, cx, cy = intrinsics
+    u = np.round(xyz[:, 0] / xyz[:, 2] * fx + cx).astype(np.int64)
+    v = np.round(xyz[:, 1] / xyz[:, 2] * fy + cy).astype(np.int64)
+    v -= v.min()
+    u -= u.min()
+    occ = np.zeros((v.max() + 1, u.max() + 1), bool)
+    occ[v, u] = True
+    reg = np.zeros_like(occ)
+    reg[v[region], u[region]] = True
+    rows = reg.any(1)
+    first = np.argmax(reg, 1)
+    last = reg.shape[1] - 1 - np.argmax(reg[:, ::-1], 1)
+    cols = np.arange(reg.shape[1])[None]
+    span = rows[:, None] & (cols >= first[:, None]) & (cols <= last[:, None])
+    return round(float(100 * (span & ~occ).sum() / span.sum()), 2)
+
+
+def tabletop_stats(scene, intrinsics=None, seed=0):
+    """Density, noise, holes, object sizes and colours of one tabletop scan (camera frame)."""
+    rng = np.random.default_rng(seed)
+    sensor = scene.meta.get('sensor')
+    if intrinsics is None:
+        intrinsics = (tuple(sensor[k] for k in ('fx', 'fy', 'cx', 'cy'))
+                      if isinstance(sensor, dict) and 'fx' in sensor else KINECT_INTRINSICS)
+    region = _tabletop_region(scene)
+    xyz = scene.coords[region].astype(np.float64)
+    obj_ids = scene.object_ids[region]
+    d, _ = cKDTree(xyz).query(xyz, k=2)
+    nn = d[:, 1] * 1000
+    table = np.isin(obj_ids, _table_ids(scene))
+    up = np.asarray(scene.meta['table_up'], float)
+    centre = np.asarray(scene.meta['table_centre'], float)
+    e1 = np.cross(up, [1.0, 0, 0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(up, e1)
+    stuff = set(_table_ids(scene)) | {0}
+    heights, extents, counts = [], [], []
+    for k in np.unique(obj_ids):
+        if int(k) in stuff:
+            continue
+        p = xyz[obj_ids == k] - centre
+        counts.append(len(p))
+        heights.append(np.percentile(p @ up, 99.5) * 100)
+        flat = np.stack([p @ e1, p @ e2], 1)
+        flat -= flat.mean(0)
+        axes = np.linalg.svd(flat, full_matrices=False)[2]
+        proj = flat @ axes.T
+        extents.append(np.ptp(np.percentile(proj, [0.5, 99.5], axis=0), axis=0).max() * 100)
+    out = {'points': int(region.sum()),
+           'depth_median_m': round(float(np.median(xyz[:, 2])), 3),
+           'nn_median_mm': round(float(np.median(nn)), 2),
+           'nn_p90_mm': round(float(np.percentile(nn, 90)), 2),
+           'noise_mm': plane_noise_mm(xyz[table], rng),
+           'holes_pct': image_holes_pct(scene.coords.astype(np.float64), region,
+                                        intrinsics),
+           'objects': len(counts),
+           'points_per_object_median': int(np.median(counts)) if counts else 0,
+           'object_height_cm': round(float(np.median(heights)), 1) if heights else 0.0,
+           'object_extent_cm': round(float(np.median(extents)), 1) if extents else 0.0}
+    out['holes_per_object_pct'] = round(out['holes_pct'] / max(len(counts), 1), 2)
+    if scene.colors is not None:
+        c = scene.colors[region].astype(np.float64)
+        for name, sel in (('table', table), ('object', ~table & (obj_ids > 0))):
+            if sel.any():
+                out[f'{name}_color_mean'] = [int(round(x)) for x in c[sel].mean(0)]
+                out[f'{name}_color_std'] = int(round(float(c[sel].std(0).mean())))
+    return out
