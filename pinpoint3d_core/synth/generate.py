@@ -97,13 +97,13 @@ def tabletop_camera_pose(layout, rng):
     """
     Camera position and camera-to-world rotation looking at the objects on the table.
 
-    A head or wrist camera 0.65-1.05 m from the objects, 35-65 degrees down, from the table's
+    A head or wrist camera 0.6-1.0 m from the objects, 35-65 degrees down, from the table's
     near side (-y) with up to 35 degrees of azimuth and a little roll.
     """
     table = layout['table']
     target = np.array([*layout['cluster'], table['height']]) + np.append(
         rng.normal(0, 0.03, 2), 0)
-    dist = rng.uniform(0.65, 1.05)
+    dist = rng.uniform(0.62, 1.02)
     pitch = -np.radians(rng.uniform(35, 65))
     yaw = np.pi / 2 + np.radians(rng.uniform(-35, 35))
     rot = sensors.look_rotation(yaw, pitch)
@@ -130,7 +130,7 @@ def render_tabletop(world, layout, rng, size='normal', noise=1.0):
     light /= np.linalg.norm(light)
     hits, colors, counts = sensors.structured_light_frame(
         caster, cam, position, rot, arrays[4], world.surface_arrays(), rng, noise, light,
-        rng.uniform(0.85, 1.2) if noise else 1.0)
+        rng.uniform(0.8, 1.15) if noise else 1.0)
     fx, fy, cx, cy = cam.intrinsics()
     sensor = {'type': 'rgbd', 'mode': 'single', 'model': 'structured light / active stereo',
               'width': cam.width, 'height': cam.height, 'fx': fx, 'fy': fy, 'cx': cx,

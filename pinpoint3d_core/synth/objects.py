@@ -652,10 +652,10 @@ SOFT_MATERIALS = ('fabric_blue', 'fabric_red', 'fabric_green', 'fabric_beige', '
 
 
 def _printed(rng, material):
-    """Return the material, or half of the time a random printed colour (packaging)."""
-    if rng.random() < 0.5:
+    """Return the material, or more often a random printed colour (packaging)."""
+    if rng.random() < 0.4:
         return material
-    rgb = tuple(np.clip(rng.uniform(0.05, 0.95, 3), 0, 1))
+    rgb = tuple(np.clip(rng.uniform(0.25, 1.0, 3), 0, 1))
     return (rgb, MATERIALS[material][1]) + TABLETOP_SURFACE.get(material, (0.0, 0.0))
 
 
@@ -668,7 +668,7 @@ def household_box(rng):
     o = SynthObject('Box', has_parts=False, rng=rng)
     shape = _pick(rng, ('cube', 'flat', 'tall', 'long', 'any'))
     if shape == 'cube':
-        s = np.full(3, rng.uniform(0.06, 0.22)) * rng.uniform(0.85, 1.15, 3)
+        s = np.full(3, rng.uniform(0.07, 0.25)) * rng.uniform(0.85, 1.15, 3)
     elif shape == 'flat':
         s = np.array([rng.uniform(0.12, 0.3), rng.uniform(0.1, 0.25), rng.uniform(0.02, 0.07)])
     elif shape == 'tall':
@@ -676,7 +676,7 @@ def household_box(rng):
     elif shape == 'long':
         s = np.array([rng.uniform(0.15, 0.3), rng.uniform(0.03, 0.08), rng.uniform(0.03, 0.08)])
     else:
-        s = _log_uniform(rng, 0.03, 0.3, 3)
+        s = _log_uniform(rng, 0.04, 0.3, 3)
         s[rng.integers(3)] = max(s.max(), 0.05)
     s = np.clip(s, 0.02, 0.3)
     o.add('body', g.box(s, (0, 0, s[2] / 2)), _printed(rng, _pick(rng, BOX_MATERIALS)),

@@ -232,7 +232,7 @@ def structured_light_frame(caster, cam, position, rotation, tri_rgb, tri_surface
     # colour image first: the colour camera sees what the depth camera may miss
     facing = np.where(((normals * dirs).sum(1) < 0)[:, None], normals, -normals)
     lam = np.clip(facing @ np.asarray(light, float), 0, 1)
-    shade = (0.45 + 0.45 * lam + 0.1 * cos) * gain
+    shade = (0.6 + 0.3 * lam + 0.1 * cos) * gain
     rgb = tri_rgb[tri] * shade[:, None]
     if noise:
         rgb = rgb + rng.normal(0, 0.02, rgb.shape)
