@@ -178,7 +178,7 @@ def random_depth_camera(rng, size='normal'):
         width=int(640 * scale), height=int(480 * scale),
         focal=(525.0 if kinect else 615.0) * rng.uniform(0.98, 1.02) * scale,
         baseline=0.075 if kinect else 0.05, projector_side=float(rng.choice((-1.0, 1.0))),
-        sigma_1m=rng.uniform(0.0013, 0.0019), disparity_c=rng.uniform(320.0, 380.0) * scale,
+        sigma_1m=rng.uniform(0.00125, 0.00185), disparity_c=rng.uniform(320.0, 380.0) * scale,
         edge_drop=rng.uniform(0.2, 0.45), flying=rng.uniform(0.1, 0.3),
         colour_offset=tuple(int(x) for x in rng.integers(-3, 4, 2)))
 

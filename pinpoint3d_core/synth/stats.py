@@ -113,7 +113,14 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--seeds', type=int, default=3, help='synthetic scenes per row')
     parser.add_argument('--real-dir', default=None, help='folder of real .npz scans')
+    parser.add_argument('--tabletop', action='store_true',
+                        help='the tabletop table instead: real mOSD scans (../shared/devdata) '
+                             'against synthetic tabletop scenes')
     args = parser.parse_args(argv)
+    if args.tabletop:
+        real = sorted(glob.glob(os.path.join(args.real_dir, '*.npz'))) if args.real_dir else None
+        print(markdown_tabletop(collect_tabletop(args.seeds, real)))
+        return 0
     print(markdown(collect(args.seeds, args.real_dir)))
     return 0
 
@@ -238,3 +245,52 @@ def tabletop_stats(scene, intrinsics=None, seed=0):
                 out[f'{name}_color_mean'] = [int(round(x)) for x in c[sel].mean(0)]
                 out[f'{name}_color_std'] = int(round(float(c[sel].std(0).mean())))
     return out
+
+
+# Ranges (min, max) and means over the 45 real mOSD learn scans (Kinect/Xtion, camera frame),
+# measured with tabletop_stats by ``python -m pinpoint3d_core.synth.stats --tabletop``;
+# mOSD: Richtsfeld et al., IROS 2012, modified by S. Alexandrov, via PointCloudLibrary/data
+# (research use, attribution). Tests check the synthetic scenes against these ranges.
+TABLETOP_REAL = {
+    'depth_median_m': (0.695, 0.839, 0.769), 'nn_median_mm': (1.35, 1.62, 1.48),
+    'nn_p90_mm': (2.11, 2.64, 2.36), 'noise_mm': (0.72, 0.86, 0.80),
+    'holes_pct': (0.23, 3.03, 1.48), 'holes_per_object_pct': (0.12, 1.51, 0.62),
+    'objects': (2, 5, 2.49), 'points_per_object_median': (5272, 18460, 11121),
+    'object_height_cm': (8.1, 25.8, 14.4), 'object_extent_cm': (7.9, 26.0, 17.6),
+    'table_color_std': (10, 25, 17.2), 'object_color_std': (40, 59, 48.9),
+}
+
+
+def collect_tabletop(seeds=8, real_paths=None):
+    """Rows for the tabletop table: real mOSD scans (mean, range) and synthetic scenes."""
+    from pinpoint3d_core.synth import generate_scene
+    if real_paths is None:
+        from pinpoint3d_core.evaluation import realdev
+        real_paths = realdev.family_paths('tabletop', 'all')
+    rows = {}
+    real = [tabletop_stats(load_scene(p)) for p in real_paths]
+    if real:
+        rows[f'mOSD learn, {len(real)} real scans'] = real
+    for size in ('normal', 'small'):
+        rows[f'synth tabletop {size}, seeds 0-{seeds - 1}'] = [
+            tabletop_stats(generate_scene('tabletop', seed=s, size=size)) for s in range(seeds)]
+    return rows
+
+
+def markdown_tabletop(rows):
+    """One markdown table: per column the mean and [min, max] over each row's scenes."""
+    lines = ['| statistic | ' + ' | '.join(rows) + ' |', '|---' * (len(rows) + 1) + '|']
+    for col in TABLETOP_COLS:
+        cells = []
+        for scenes in rows.values():
+            vals = np.array([s[col] for s in scenes if col in s], float)
+            if vals.ndim == 2:  # colours: per-channel mean
+                cells.append('(' + ', '.join(str(int(round(v))) for v in vals.mean(0)) + ')')
+            elif len(vals):
+                fmt = ('{:,.0f}' if abs(vals.mean()) >= 100 else '{:.2f}')
+                cells.append(f'{fmt.format(vals.mean())} '
+                             f'[{fmt.format(vals.min())}, {fmt.format(vals.max())}]')
+            else:
+                cells.append('')
+        lines.append(f'| {col} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
