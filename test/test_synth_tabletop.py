@@ -196,7 +196,7 @@ def test_sensor_artefacts_are_present(exact, noisy):
     sigma = scene.meta['sensor']['sigma_1m'] * z ** 2
     assert np.median(d) > 2e-4
     off = d > 6 * sigma + 0.004
-    assert 20 <= off.sum() <= 0.02 * len(scene)
+    assert 1 <= off.sum() <= art['flying'] + 1e-3 * len(scene)   # off-surface = flying pixels
     # colours are registered a few pixels off the depth
     assert len(scene.meta['sensor']['colour_offset']) == 2
 

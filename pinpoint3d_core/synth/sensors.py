@@ -154,7 +154,7 @@ class DepthCamera:
     min_depth: float = 0.35
     max_depth: float = 3.5
     edge_drop: float = 0.3        # share of depth-edge pixels without a return
-    flying: float = 0.2           # share of depth-edge pixels mixed between both sides
+    flying: float = 0.02          # share of depth-edge pixels mixed between both sides
     colour_offset: tuple = (0, 0)  # px, colour-to-depth registration error
 
     def intrinsics(self):
@@ -179,7 +179,7 @@ def random_depth_camera(rng, size='normal'):
         focal=(525.0 if kinect else 615.0) * rng.uniform(0.98, 1.02) * scale,
         baseline=0.075 if kinect else 0.05, projector_side=float(rng.choice((-1.0, 1.0))),
         sigma_1m=rng.uniform(0.00125, 0.00185), disparity_c=rng.uniform(320.0, 380.0) * scale,
-        edge_drop=rng.uniform(0.2, 0.45), flying=rng.uniform(0.1, 0.3),
+        edge_drop=rng.uniform(0.2, 0.45), flying=rng.uniform(0.0, 0.04),
         colour_offset=tuple(int(x) for x in rng.integers(-3, 4, 2)))
 
 
@@ -265,8 +265,9 @@ def structured_light_frame(caster, cam, position, rotation, tri_rgb, tri_surface
         roll = rng.random(h * w)
         edge_drop = edge & (roll < cam.edge_drop)
         flying = edge & ~edge_drop & (roll < cam.edge_drop + cam.flying) & np.isfinite(other)
-        z_meas = np.where(flying, z + rng.uniform(0.15, 0.85, h * w) * (np.where(
-            np.isfinite(other), other, z) - z), z)
+        # mostly near their own side (edge fattening), a few far out between both surfaces
+        mix = rng.uniform(0, 1, h * w) ** 3 * 0.9
+        z_meas = np.where(flying, z + mix * (np.where(np.isfinite(other), other, z) - z), z)
         keep = valid & ~shadow & ~material & ~edge_drop
         counts.update(shadow=int((valid & shadow).sum()),
                       material=int((valid & ~shadow & material).sum()),

@@ -136,7 +136,7 @@ if __name__ == '__main__':
 KINECT_INTRINSICS = (525.0, 525.0, 319.5, 239.5)
 NOT_TABLETOP = ('floor', 'wall')   # synthetic stuff the real scans crop away
 TABLETOP_COLS = ('points', 'depth_median_m', 'nn_median_mm', 'nn_p90_mm', 'noise_mm',
-                 'holes_pct', 'holes_per_object_pct', 'objects', 'points_per_object_median',
+                 'isolated_pct', 'holes_pct', 'holes_per_object_pct', 'objects', 'points_per_object_median',
                  'object_height_cm', 'object_extent_cm', 'table_color_mean', 'table_color_std',
                  'object_color_mean', 'object_color_std')
 
@@ -207,6 +207,7 @@ def tabletop_stats(scene, intrinsics=None, seed=0):
     obj_ids = scene.object_ids[region]
     d, _ = cKDTree(xyz).query(xyz, k=2)
     nn = d[:, 1] * 1000
+    pixel_mm = xyz[:, 2] / intrinsics[0] * 1000   # spacing of neighbouring pixels
     table = np.isin(obj_ids, _table_ids(scene))
     up = np.asarray(scene.meta['table_up'], float)
     centre = np.asarray(scene.meta['table_centre'], float)
@@ -231,6 +232,8 @@ def tabletop_stats(scene, intrinsics=None, seed=0):
            'nn_median_mm': round(float(np.median(nn)), 2),
            'nn_p90_mm': round(float(np.percentile(nn, 90)), 2),
            'noise_mm': plane_noise_mm(xyz[table], rng),
+           # flying pixels: no neighbour within 3 pixel spacings
+           'isolated_pct': round(float(100 * (nn > 3 * pixel_mm).mean()), 3),
            'holes_pct': image_holes_pct(scene.coords.astype(np.float64), region,
                                         intrinsics),
            'objects': len(counts),
