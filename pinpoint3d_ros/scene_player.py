@@ -1,9 +1,10 @@
 """
 Publish a synthetic (or saved) labelled scan as a PointCloud2, like a sensor driver would.
 
-The scene comes from ``pinpoint3d_core.synth.generate_scene`` (indoor RGB-D, LiDAR or a tabletop
-RGB-D frame in the camera optical frame) or from a scene .npz (``--npz``). ``--save`` writes the scene, ground truth included, so a client can
-score the segmentation; ``--generate-only`` stops after that.
+The scene comes from ``pinpoint3d_core.synth.generate_scene`` (indoor RGB-D, LiDAR or a
+tabletop RGB-D frame in the camera optical frame) or from a scene .npz (``--npz``). ``--save``
+writes the scene, ground truth included, so a client can score the segmentation;
+``--generate-only`` stops after that.
 """
 
 import argparse
