@@ -137,7 +137,8 @@ KINECT_INTRINSICS = (525.0, 525.0, 319.5, 239.5)
 NOT_TABLETOP = ('floor', 'wall')   # synthetic stuff the real scans crop away
 TABLETOP_COLS = ('points', 'depth_median_m', 'nn_median_mm', 'nn_p90_mm', 'noise_mm',
                  'isolated_pct', 'holes_pct', 'holes_per_object_pct', 'objects',
-                 'points_per_object_median',                 'object_height_cm', 'object_extent_cm', 'table_color_mean', 'table_color_std',
+                 'points_per_object_median', 'object_height_cm', 'object_extent_cm',
+                 'table_color_mean', 'table_color_std',
                  'object_color_mean', 'object_color_std')
 
 
