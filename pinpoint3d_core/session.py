@@ -219,7 +219,7 @@ class Segmenter:
         def learned(surface):
             with torch.inference_mode():
                 probability = net.boundary_probability(surface)
-            return surface.learned_costs(probability, settings.boundary_weight)
+            return surface.learned_costs(probability, settings.boundary_weight), probability
         return learned
 
 

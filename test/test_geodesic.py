@@ -105,3 +105,19 @@ def test_surface_graph_features_are_finite_and_keep_nan_rows_out():
     assert surface.voxel_of_row[5] == -1
     assert np.isfinite(surface.link_features).all()
     assert surface.link_features.shape == (len(surface.links.src), 8)
+
+
+def test_up_direction_of_real_camera_frame_scans_matches_the_table_normal():
+    import os
+    from pinpoint3d_core.evaluation.realdev import shared_dir
+    from pinpoint3d_core.scene import load_scene
+    paths = [os.path.join(shared_dir(), 'devdata', 'mosd', f'mosd_learn{i}.npz')
+             for i in (0, 20, 30, 40)]
+    if not all(os.path.isfile(p) for p in paths):
+        import pytest
+        pytest.skip('the real mOSD scans are not beside the checkout')
+    for path in paths:
+        scene = load_scene(path)
+        up = TABLE.surface_graph(scene.coords).up_direction()
+        # mOSD's own table normal (least squares over the labelled table, towards the camera)
+        assert np.degrees(np.arccos(up @ np.asarray(scene.meta['table_up']))) < 3.0, path

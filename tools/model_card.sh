@@ -87,7 +87,17 @@ evaluate() {   # evaluate NAME ARGS...: results in OUT/NAME/<model>/summary.json
   running=$((running + 1))
 }
 
-rm -rf "$out"/indoor_* "$out"/lidar_* "$out"/real_* "$out"/ablation_* "$out"/fourth_*
+rm -rf "$out"/indoor_* "$out"/lidar_* "$out"/real_* "$out"/ablation_* "$out"/fourth_* "$out"/dev_*
+# Real development set first (evaluation/realdev.py): the validation split decides; the
+# learned preset weights against the non-learned baseline tuned for the same preset.
+if [ "${MODEL_CARD_REAL_DEV:-1}" != 0 ]; then
+  for fam in tabletop lidar; do
+    evaluate "dev_${fam}_val" --real-dev "$fam" --split val --model preset --model baseline
+    evaluate "dev_${fam}_train" --real-dev "$fam" --split train --model preset --model baseline
+  done
+  evaluate dev_tabletop_val_1cm --real-dev tabletop --split val --click-voxel 0.01 \
+    --model preset --model baseline
+fi
 evaluate indoor_all-part --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
   --model "$ckpt_indoor" --model baseline
 evaluate indoor_random-part --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol random-part \
@@ -161,6 +171,49 @@ import os
 import sys
 
 out = sys.argv[1]
+# Real development set: one row per model, and for tabletop one row per mOSD group.
+from pinpoint3d_core.evaluation.realdev import mosd_group
+dev = ['dev_tabletop_val', 'dev_tabletop_val_1cm', 'dev_lidar_val', 'dev_tabletop_train',
+       'dev_lidar_train']
+print('Real development set (validation rows decide; train rows are the tuning split):\n')
+print('| evaluation | model | scans / targets | IoU@1 | IoU@3 | IoU@5 | NoC@80 | NoC@85 |')
+print('|---|---|---|---|---|---|---|---|')
+
+
+def at(sample, k):
+    want = k * len(sample['targets'])
+    for n, v in zip(sample['clicks'], sample['iou']):
+        if n == want:
+            return v
+    return None
+
+
+def mean(xs):
+    xs = [x for x in xs if x is not None]
+    return 100.0 * sum(xs) / len(xs) if xs else float('nan')
+
+
+for name in dev:
+    files = sorted(glob.glob(os.path.join(out, name, '**', 'summary.json'), recursive=True))
+    files.sort(key=lambda p: json.load(open(p))['model'] == 'baseline')
+    for path in files:
+        data = json.load(open(path))
+        s = data['summary']
+        print(f"| {name} | {data['model']} | {s['samples']} / {s['targets']} | "
+              + ' | '.join(f"{s[f'IoU@{k}']:.1f}" for k in (1, 3, 5)) + ' | '
+              + ' | '.join(f"{s[f'NoC@{k}']:.2f}" for k in (80, 85)) + ' |')
+        if name.startswith('dev_tabletop_val'):
+            groups = {}
+            for sample in data['samples']:
+                scene = sample['id'].split('/')[0]
+                groups.setdefault(mosd_group(scene), []).append(sample)
+            for g, samples in sorted(groups.items()):
+                print(f"| {name} ({g}) | {data['model']} | {len(samples)} / "
+                      f"{sum(len(x['targets']) for x in samples)} | "
+                      + ' | '.join(f'{mean(at(x, k) for x in samples):.1f}' for k in (1, 3, 5))
+                      + ' | | |')
+print()
+print('Synthetic scenes (held-out seeds; not the product accuracy):\n')
 order = ['indoor_all-part', 'indoor_random-part', 'indoor_object', 'lidar_object',
          'lidar_all-part', 'real_object', 'ablation_tam_all_layers',
          'ablation_gate_parts_by_object', 'ablation_part_queries_from_refined',

@@ -62,7 +62,8 @@ def shared_dir() -> str:
     env = os.environ.get('PINPOINT3D_SHARED')
     if env:
         return env
-    here = os.path.dirname(os.path.abspath(__file__))
+    # realpath: the install tree (colcon --symlink-install) links back to the source tree.
+    here = os.path.dirname(os.path.realpath(__file__))
     return os.path.normpath(os.path.join(here, '..', '..', '..', 'shared'))
 
 

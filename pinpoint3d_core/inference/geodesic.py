@@ -12,7 +12,7 @@ only on the plane (the user wants the table itself).
 
 import dataclasses
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from pinpoint3d_core.errors import InvalidCloudError
@@ -113,14 +113,34 @@ def scatter_to_rows(voxel_of_row: np.ndarray, objects: np.ndarray, parts: np.nda
     return obj, part
 
 
-# Link costs of one surface graph: (L,) path cost per link (metre-like units).
-LinkCosts = Callable[[SurfaceGraph], np.ndarray]
+# Prices the links of one surface graph: ((L,) path cost per link in metre-like units,
+# (L,) P(link crosses an object boundary) or None when the pricing has no such estimate).
+LinkCosts = Callable[[SurfaceGraph], Tuple[np.ndarray, Optional[np.ndarray]]]
 
 
 def handcrafted_costs(settings) -> LinkCosts:
     """Return the baseline's link costs: length x (1 + normal and colour change terms)."""
-    return lambda surface: surface.handcrafted_costs(settings.normal_weight,
-                                                     settings.colour_weight)
+    return lambda surface: (surface.handcrafted_costs(settings.normal_weight,
+                                                      settings.colour_weight), None)
+
+
+def boundary_scores(surface: SurfaceGraph, probability: Optional[np.ndarray],
+                    objects: np.ndarray, ids) -> Dict[int, float]:
+    """
+    Per object, the mean boundary probability of the links that leave its mask.
+
+    High when the mask ends where the network sees an object boundary, low where it was
+    cut off by the cutoff or a competing click in the middle of a surface. 1.0 without a
+    probability estimate (the baseline has none).
+    """
+    if probability is None:
+        return dict.fromkeys(ids, 1.0)
+    a, b = objects[surface.links.src], objects[surface.links.dst]
+    out = {}
+    for k in ids:
+        leaving = (a == k) != (b == k)
+        out[k] = float(probability[leaving].mean()) if leaving.any() else 0.0
+    return out
 
 
 class GeodesicSession:
@@ -150,7 +170,7 @@ class GeodesicSession:
             raise InvalidCloudError('the cloud has no finite points')
         self.settings = settings
         self.surface = settings.surface_graph(points, colors, intensity)
-        link_costs = (costs or handcrafted_costs(settings))(self.surface)
+        link_costs, self._probability = (costs or handcrafted_costs(settings))(self.surface)
         self.labeller = GeodesicLabeller(self.surface, link_costs, settings.geodesic_cutoff,
                                          settings.rim_radius)
         self._book = ClickBook(points, self.surface.voxel_of_row, max_clicks)
@@ -227,5 +247,6 @@ class GeodesicSession:
         part[obj == 0] = 0
         objs = sorted({c.object_id for c in clicks if c.positive})
         parts = sorted({(c.object_id, c.part_id) for c in clicks if c.positive and c.part_id})
-        return Prediction(obj, part, dict.fromkeys(objs, 1.0), dict.fromkeys(parts, 1.0),
+        scores = boundary_scores(self.surface, self._probability, obj_v, objs)
+        return Prediction(obj, part, scores, {p: scores[p[0]] for p in parts},
                           (time.perf_counter() - t0) * 1e3 - encode_ms, granularity, encode_ms)

@@ -37,11 +37,16 @@ class Plane:
 
 def voxel_means(points: np.ndarray, voxel: float):
     """Return (mean position per voxel (V, 3), voxel of each point (N,), counts (V,))."""
-    keys = np.floor(points / voxel).astype(np.int64)
-    _, inverse, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    grid = np.floor(points / voxel).astype(np.int64)
+    grid -= grid.min(axis=0)
+    span = grid.max(axis=0) + 1
+    if np.prod(span.astype(np.float64)) < 2.0 ** 62:     # one int64 key per point: fast
+        keys = (grid[:, 0] * span[1] + grid[:, 1]) * span[2] + grid[:, 2]
+        _, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
+    else:
+        _, inverse, counts = np.unique(grid, axis=0, return_inverse=True, return_counts=True)
     inverse = inverse.reshape(-1)
-    xyz = np.zeros((len(counts), 3))
-    np.add.at(xyz, inverse, points)
+    xyz = np.stack([np.bincount(inverse, points[:, i], len(counts)) for i in range(3)], axis=1)
     return xyz / counts[:, None], inverse, counts
 
 
@@ -57,8 +62,8 @@ def appearance(colors, intensity, rows, inverse, counts) -> np.ndarray:
             else vals
     else:
         return np.zeros((len(counts), 0))
-    out = np.zeros((len(counts), vals.shape[1]))
-    np.add.at(out, inverse, vals)
+    out = np.stack([np.bincount(inverse, vals[:, i], len(counts))
+                    for i in range(vals.shape[1])], axis=1)
     return out / counts[:, None]
 
 
@@ -187,6 +192,20 @@ class SurfaceGraph:
         if not self.planes:
             return np.full(self.size, 1e3 * self.voxel)
         return np.min([np.abs(p.signed_distance(self.xyz)) for p in self.planes], axis=0)
+
+    def up_direction(self, sensor=(0.0, 0.0, 0.0)) -> Optional[np.ndarray]:
+        """
+        Return the unit normal of the largest support plane, pointing to the sensor's side.
+
+        The gravity direction of a camera-frame cloud when the largest plane is the table or
+        the floor (the documented fallback: None when no plane was found, and the caller's
+        frame is then used as it is).
+        """
+        if not self.planes:
+            return None
+        plane = max(self.planes, key=lambda p: int(p.inliers.sum()))
+        side = plane.signed_distance(np.asarray(sensor, dtype=np.float64)[None])[0]
+        return plane.normal if side >= 0 else -plane.normal
 
     def handcrafted_costs(self, normal_weight: float, colour_weight: float) -> np.ndarray:
         """Link lengths (m) times 1 + normal and colour/intensity change (the baseline's)."""

@@ -148,7 +148,7 @@ class BoundaryTrainer:
         with torch.no_grad():
             hit = (logits[torch.as_tensor(pick)] > 0).float()
             tp = float((hit * y).sum())
-        return {'step': self.step, 'loss': float(loss), 'links': len(pick),
+        return {'step': self.step, 'loss': float(loss.detach()), 'links': len(pick),
                 'cut_share': pos / max(len(pick), 1), 'recall': tp / max(pos, 1.0),
                 'precision': tp / max(float(hit.sum()), 1.0)}
 
