@@ -254,7 +254,7 @@ def structured_light_frame(caster, cam, position, rotation, tri_rgb, tri_surface
         p_shiny = surf[:, 0] * (0.8 * (cos > 0.97) + 0.2 * (1 - cos))
         p_glass = surf[:, 1] * 0.6
         p_graze = 0.8 * (cos < 0.15)
-        p = 1 - (1 - p_dark) * (1 - p_shiny) * (1 - p_glass) * (1 - p_graze) * (1 - 0.0005)
+        p = 1 - (1 - p_dark) * (1 - p_shiny) * (1 - p_glass) * (1 - p_graze) * (1 - 0.0001)
         field = 0.8 * _smooth_normal(rng, (h, w)).reshape(-1) + 0.6 * rng.normal(size=h * w)
         from scipy.special import ndtr
         material = ndtr(field) < p

@@ -1,7 +1,9 @@
 """
 Statistics that compare synthetic scenes with real scans (the table in docs/data.md).
 
-Run ``python -m pinpoint3d_core.synth.stats`` to recompute every row of that table.
+Run ``python -m pinpoint3d_core.synth.stats`` to recompute every row of that table, and
+``python -m pinpoint3d_core.synth.stats --tabletop`` for its tabletop table (real mOSD scans
+from ``../shared/devdata`` against generated tabletop frames).
 """
 
 import argparse
@@ -258,6 +260,7 @@ def tabletop_stats(scene, intrinsics=None, seed=0):
 TABLETOP_REAL = {
     'depth_median_m': (0.695, 0.839, 0.769), 'nn_median_mm': (1.35, 1.62, 1.48),
     'nn_p90_mm': (2.11, 2.64, 2.36), 'noise_mm': (0.72, 0.86, 0.80),
+    'isolated_pct': (0.0, 0.003, 0.0006),
     'holes_pct': (0.23, 3.03, 1.48), 'holes_per_object_pct': (0.12, 1.51, 0.62),
     'objects': (2, 5, 2.49), 'points_per_object_median': (5272, 18460, 11121),
     'object_height_cm': (8.1, 25.8, 14.4), 'object_extent_cm': (7.9, 26.0, 17.6),
