@@ -127,10 +127,6 @@ def main(argv=None):
     return 0
 
 
-if __name__ == '__main__':
-    raise SystemExit(main())
-
-
 # ---------------------------------------------------------------- tabletop (RGB-D, camera frame)
 
 # Intrinsics of the real mOSD scans (Kinect / Xtion 640x480; the points lie exactly on this
@@ -301,3 +297,7 @@ def markdown_tabletop(rows):
                 cells.append('')
         lines.append(f'| {col} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
