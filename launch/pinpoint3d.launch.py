@@ -6,9 +6,11 @@ Start pinpoint3d_node with a parameter file and its preset's weights, optionally
   ros2 launch pinpoint3d pinpoint3d.launch.py config:=kitti_lidar.yaml \
       input_topic:=/velodyne_points fixed_frame:=velodyne use_rviz:=true
   ros2 launch pinpoint3d pinpoint3d.launch.py config:=tabletop_rgbd.yaml checkpoint:=/my/w.pt
+  ros2 launch pinpoint3d pinpoint3d.launch.py lifecycle:=true   # then: ros2 lifecycle set ...
 
 `config` names a shipped parameter file (config/) or a path; its preset (indoor, tabletop,
-lidar) picks the shipped weights unless `checkpoint` is given (the launch log says which).
+lidar) picks the shipped weights unless `checkpoint` is given (the launch log says which; the
+node logs the weights it runs). `lifecycle:=true` starts the managed node, unconfigured.
 RViz gets a config generated from rviz/pinpoint3d.rviz with this launch's fixed frame, input
 topic, namespace and click topic.
 """
@@ -32,16 +34,22 @@ def _setup(context):
         config, arg['checkpoint'], share, arg['preset'])
     namespace = arg['namespace']
     clicks = arg['clicked_point_topic']
+    lifecycle = arg['lifecycle'].lower() in ('true', '1', 'yes')
+    if lifecycle:
+        from launch_ros.actions import LifecycleNode as node_class
+    else:
+        node_class = Node
     actions = [
         LogInfo(msg=f'pinpoint3d: {note}'),
-        Node(
+        node_class(
             package='pinpoint3d',
-            executable='pinpoint3d_node',
+            executable='pinpoint3d_lifecycle_node' if lifecycle else 'pinpoint3d_node',
             name=launch_support.NODE_NAME,
             namespace=namespace,
             output='screen',
             emulate_tty=True,
-            parameters=[config, {'checkpoint': checkpoint, 'preset': preset}],
+            parameters=[config, dict({'checkpoint': checkpoint, 'preset': preset},
+                                     **_if_set(target_frame=arg['target_frame']))],
             # Relative names in the node, so `namespace` moves its outputs; the clicks stay
             # on the absolute topic RViz's Publish Point tool uses, whatever the namespace
             # (both rules: the node may subscribe to `clicked_point` or to `/clicked_point`).
@@ -61,6 +69,11 @@ def _setup(context):
                  arguments=['-d', rviz_file]),
         ]
     return actions
+
+
+def _if_set(**values):
+    """Return the non-empty launch arguments (empty ones leave the parameter file's value)."""
+    return {k: v for k, v in values.items() if v}
 
 
 def generate_launch_description():
@@ -91,5 +104,13 @@ def generate_launch_description():
         DeclareLaunchArgument(
             'use_rviz', default_value='false',
             description='also start RViz (Publish Point tool ready)'),
+        DeclareLaunchArgument(
+            'target_frame', default_value='',
+            description="frame of the results, e.g. base_link (through TF); '' = the "
+                        "parameter file's target_frame (shipped: the cloud's frame)"),
+        DeclareLaunchArgument(
+            'lifecycle', default_value='false',
+            description='start the lifecycle (managed) node, unconfigured: configure loads '
+                        'the weights, activate starts serving'),
         OpaqueFunction(function=_setup),
     ])

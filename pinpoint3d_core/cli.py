@@ -16,6 +16,8 @@ COMMANDS = {
     'train': ('pinpoint3d_core.training.cli', 'train a model from scratch or resume'),
     'train-boundary': ('pinpoint3d_core.training.boundary',
                        'train the boundary network that prices geodesic masks'),
+    'package-weights': ('pinpoint3d_core.training.package',
+                        "write a preset's weights file from training runs"),
     'evaluate': ('pinpoint3d_core.evaluation.cli', 'evaluate a model or the baseline'),
     'bench': ('pinpoint3d_core.benchmarks.cli', 'print speed and memory figures'),
 }

@@ -9,7 +9,7 @@ tuned on the training part of that real development family (docs/model.md, "Base
 """
 
 import dataclasses
-from typing import Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 from pinpoint3d_core.errors import Pinpoint3DError
 from pinpoint3d_core.inference.config import InferenceConfig
@@ -24,14 +24,24 @@ class Preset:
     description: str
     baseline: InferenceConfig    # surface-graph settings of the non-learned baseline
     real_family: Optional[str]   # real development family that measures it (None: synthetic)
+    # What the shipped weights change on top of ``baseline`` (``pinpoint3d package-weights``
+    # writes baseline + these into the weights file; chosen on the training split).
+    shipped: Tuple[Tuple[str, Any], ...] = ()
+
+    def shipped_inference(self) -> InferenceConfig:
+        """Return the inference settings the preset's weights file is written with."""
+        return self.baseline.replace(**dict(self.shipped))
 
 
 _GEODESIC = InferenceConfig(object_masks='geodesic')
 PRESETS: Dict[str, Preset] = {
     'indoor': Preset(
         'indoor', 'pinpoint3d_small.pt',
-        'indoor RGB-D scans and room reconstructions (5 cm decoder voxels, z up)',
-        _GEODESIC.replace(graph_voxel=0.05, geodesic_cutoff=1.2), None),
+        'indoor RGB-D scans and room reconstructions (5 cm voxels, any up direction)',
+        _GEODESIC.replace(graph_voxel=0.05, support_plane_m=0.03, support_planes=6,
+                          support_min_fraction=0.03, geodesic_cutoff=2.0), None,
+        # Objects from the surface graph, parts from the click decoder inside them.
+        shipped=(('geodesic_parts', 'decoder'),)),
     'tabletop': Preset(
         'tabletop', 'pinpoint3d_tabletop.pt',
         'a head or wrist RGB-D camera over a table, 5-30 cm objects, camera optical frame',

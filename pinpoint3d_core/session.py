@@ -8,6 +8,7 @@ around the positive clicks), ``PinPoint3D.decode``, apply the configured inferen
 (docs/architecture.md, "Session API").
 """
 
+import logging
 import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -115,9 +116,17 @@ class Segmenter:
         how = {('geodesic', True): 'geodesic masks priced by the learned boundary network',
                ('geodesic', False): 'geodesic masks with handcrafted costs (no boundary net)',
                ('decoder', True): 'object decoder masks', ('decoder', False): '?'}
+        masks = how[(self.inference.object_masks, self.learned_masks)]
+        missing = self.metadata.get('missing_weights')
+        if missing:
+            return (f"NO WEIGHTS ({missing} not found): the {self.metadata.get('preset')} "
+                    f"preset's non-learned baseline on {self.device.type}: {masks}")
         state = 'UNTRAINED ' if self.untrained else ''
-        return (f'{state}weights {self.source} on {self.device.type}: '
-                f'{how[(self.inference.object_masks, self.learned_masks)]}')
+        parts = ''
+        if self.inference.object_masks == 'geodesic':
+            parts = (', parts from the click decoder' if self.inference.geodesic_parts ==
+                     'decoder' else ', parts from the nearest part click')
+        return f'{state}weights {self.source} on {self.device.type}: {masks}{parts}'
 
     @classmethod
     def load(cls, checkpoint=None, device='auto', config=None,
@@ -126,7 +135,9 @@ class Segmenter:
         Load a project checkpoint, a preset's weights, or the shipped indoor weights.
 
         ``checkpoint`` (a path) wins over ``preset``; with neither, the shipped
-        ``weights/pinpoint3d_small.pt``.
+        ``weights/pinpoint3d_small.pt``. A preset whose weights file is not there (not trained
+        yet, or not installed) runs its non-learned baseline instead, logged as a warning and
+        said by ``describe()`` (``preset_baseline``).
 
         ``inference`` changes the checkpoint's inference settings (dict of fields, or a whole
         InferenceConfig).
@@ -136,7 +147,11 @@ class Segmenter:
         if checkpoint is not None:
             path = checkpoint
         elif preset is not None:
-            path = preset_weights(preset)
+            try:
+                path = preset_weights(preset)
+            except CheckpointError as exc:
+                return cls.preset_baseline(preset, device=device, inference=inference,
+                                           reason=str(exc))
         else:
             path = default_checkpoint_path()
         dev = _pick_device(device)
@@ -151,6 +166,24 @@ class Segmenter:
             meta['preset'] = preset
         return cls(model, dev, meta, untrained=False, source=str(path),
                    inference=resolve_inference(inference, saved), boundary=boundary)
+
+    @classmethod
+    def preset_baseline(cls, preset: str, device='auto', inference: InferenceLike = None,
+                        reason: str = '') -> 'Segmenter':
+        """
+        Return a preset's non-learned baseline (no weights), for when its weights are absent.
+
+        Its masks are honest geodesic nearest-click masks with the preset's tuned settings,
+        not a learned model's: ``describe()`` and ``metadata['missing_weights']`` say so.
+        """
+        from pinpoint3d_core.presets import get_preset
+        chosen = get_preset(preset)
+        logging.getLogger('pinpoint3d').warning(
+            "preset '%s': weights %s not found, running its non-learned baseline instead (%s)",
+            preset, chosen.weights, reason or 'no file')
+        meta = {'preset': preset, 'missing_weights': chosen.weights, 'reason': reason}
+        return cls(None, _pick_device(device), meta, source=f'{preset} preset baseline',
+                   inference=resolve_inference(inference, chosen.baseline))
 
     @classmethod
     def untrained(cls, config='small', seed: int = 0, device='auto',

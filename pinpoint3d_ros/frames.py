@@ -106,6 +106,61 @@ class ClickTransformer:
         return apply_transform(transform, points)
 
 
+class ResultFrame:
+    """A rigid transform of results from the cloud frame into a target frame (REP 103)."""
+
+    def __init__(self, frame_id, rotation=None, translation=None):
+        self.frame_id = frame_id
+        self.rotation = np.eye(3) if rotation is None else np.asarray(rotation, np.float64)
+        self.translation = np.zeros(3) if translation is None else np.asarray(translation,
+                                                                              np.float64)
+
+    @property
+    def identity(self):
+        """Return True when the transform changes nothing (results stay in the cloud frame)."""
+        return bool(np.array_equal(self.rotation, np.eye(3))
+                    and not np.any(self.translation))
+
+    def apply(self, points):
+        """Return (N, 3) points in the target frame (float32 in, float32 out; NaN stays NaN)."""
+        points = np.asarray(points)
+        if self.identity:
+            return points
+        out = points.astype(np.float64) @ self.rotation.T + self.translation
+        return out.astype(points.dtype if points.dtype.kind == 'f' else np.float64)
+
+
+def results_frame(transformer, target_frame, cloud_frame, stamp):
+    """
+    Return the ResultFrame that takes results from ``cloud_frame`` into ``target_frame``.
+
+    An empty ``target_frame`` (or the cloud's own) keeps the cloud frame. Raises FrameError
+    naming both frames when the transform cannot be had (no tf2, no TF path, timeout).
+    """
+    if not target_frame or target_frame == cloud_frame:
+        return ResultFrame(cloud_frame)
+    if not cloud_frame:
+        raise FrameError(f"target_frame is '{target_frame}' but the cloud has no frame_id; "
+                         'set header.frame_id on the cloud.')
+    if transformer.buffer is None:
+        raise FrameError(
+            f"results were asked in target_frame '{target_frame}' but the cloud is in "
+            f"'{cloud_frame}' and {tf2_missing_reason()}; or set target_frame:='' for results "
+            "in the cloud's frame.")
+    try:
+        transform = transformer.buffer.lookup_transform(
+            target_frame, cloud_frame, stamp, timeout=_duration(transformer.timeout_s))
+    except Exception as exc:  # tf2 raises several exception types; all mean the same here
+        raise FrameError(
+            f"no transform from the cloud frame '{cloud_frame}' to target_frame "
+            f"'{target_frame}' at the cloud's stamp within {transformer.timeout_s:.2f} s "
+            f'({type(exc).__name__}: {exc}); check that the TF tree connects both frames '
+            "(e.g. the robot's URDF and a static transform to the camera).") from exc
+    tf = getattr(transform, 'transform', transform)
+    r, t = tf.rotation, tf.translation
+    return ResultFrame(target_frame, quaternion_matrix(r.x, r.y, r.z, r.w), (t.x, t.y, t.z))
+
+
 def tf2_missing_reason(distro=None, pypi_wheels=None):
     """
     Say why tf2_ros does not import here and what to install.

@@ -2,7 +2,8 @@
 What the launch files decide at launch time, as plain functions (testable without launch).
 
 - ``resolve_config``: ``config:=kitti_lidar.yaml`` (a shipped file by name) or a path.
-- ``choose_weights``: the preset of a parameter file picks the shipped weights; an explicit
+- ``choose_weights``: the preset of a parameter file picks the shipped weights (the node
+  loads them by preset, ``pinpoint3d_core.presets`` names the file); an explicit
   ``checkpoint:=`` wins, and the message says so.
 - ``rviz_config``: the shipped RViz config with the fixed frame, the input topic, the node's
   namespace and the click topic of this launch filled in.
@@ -11,15 +12,12 @@ What the launch files decide at launch time, as plain functions (testable withou
 import os
 from typing import Optional, Tuple
 
+from pinpoint3d_core.presets import PRESETS
 import yaml
 
-# Preset name -> shipped weights file (weights/). Parameter files name their preset in a
-# `preset:` line; files without one are known by name.
-PRESET_WEIGHTS = {
-    'indoor': 'pinpoint3d_small.pt',
-    'tabletop': 'pinpoint3d_small_tabletop.pt',   # not trained yet (issue #14): absent
-    'lidar': 'pinpoint3d_small_lidar.pt',
-}
+# Preset name -> shipped weights file (weights/): pinpoint3d_core.presets is the one table.
+# Parameter files name their preset in a `preset:` line; files without one are known by name.
+PRESET_WEIGHTS = {name: preset.weights for name, preset in PRESETS.items()}
 CONFIG_PRESETS = {
     'indoor_rgbd.yaml': 'indoor',
     'tabletop_rgbd.yaml': 'tabletop',
@@ -61,9 +59,10 @@ def choose_weights(config_path: str, checkpoint: str, share: str,
     """
     Return (preset, checkpoint for the node, message to log) for one launch.
 
-    ``checkpoint`` non-empty wins over the preset (logged as such); otherwise the preset's
-    shipped weights are used by file name (the node finds them in share/pinpoint3d/weights)
-    and a missing file is said loudly, so the LiDAR or tabletop configuration can never run
+    ``checkpoint`` non-empty wins over the preset (logged as such); otherwise the node gets
+    ``checkpoint: ''`` and loads its ``preset``'s shipped weights itself (from
+    share/pinpoint3d/weights); a missing file is said loudly (the node then runs the preset's
+    non-learned baseline and says so), so the LiDAR or tabletop configuration can never run
     the indoor weights without a word.
     """
     preset = preset or config_preset(config_path) or ''
@@ -81,9 +80,10 @@ def choose_weights(config_path: str, checkpoint: str, share: str,
         return preset, '', f"{source}: no preset, so the node's default weights are used"
     message = f'{source}: weights {weights}'
     if not os.path.isfile(os.path.join(share, 'weights', weights)):
-        message += (f' - NOT FOUND in {os.path.join(share, "weights")}: the node will refuse '
-                    'every request until a checkpoint:=<file.pt> is given')
-    return preset, weights, message
+        message += (f' - NOT FOUND in {os.path.join(share, "weights")}: the node runs the '
+                    "preset's non-learned baseline (and says so) until they are installed or "
+                    'a checkpoint:=<file.pt> is given')
+    return preset, '', message
 
 
 def _topic(namespace: str, name: str) -> str:

@@ -1,5 +1,5 @@
 """
-RViz MarkerArray: clicks as spheres, boxes and text labels per object and part.
+RViz MarkerArray: clicks as spheres, oriented boxes and text labels per object and part.
 
 Each publish starts with DELETEALL so markers of objects that vanished do not linger; each
 layer has its own namespace so users can hide it in RViz.
@@ -38,10 +38,18 @@ def _palette_rgba(index, alpha):
 
 
 def _box(header, ns, marker_id, region, rgba):
+    """Return a CUBE of the region's oriented box (the axis-aligned one where none was fitted)."""
     m = _marker(header, ns, marker_id, Marker.CUBE)
-    m.pose.position = Point(x=float(region.box_center[0]), y=float(region.box_center[1]),
-                            z=float(region.box_center[2]))
-    m.scale.x, m.scale.y, m.scale.z = (max(float(s), 0.005) for s in region.box_size)
+    box = getattr(region, 'oriented_box', None)
+    if box is None:
+        center, size = region.box_center, region.box_size
+    else:
+        center, size = box.center, box.size
+    m.pose.position = Point(x=float(center[0]), y=float(center[1]), z=float(center[2]))
+    if box is not None:
+        o = m.pose.orientation
+        o.x, o.y, o.z, o.w = (float(v) for v in box.quaternion)
+    m.scale.x, m.scale.y, m.scale.z = (max(float(s), 0.005) for s in size)
     _rgba(m, rgba)
     return m
 

@@ -6,6 +6,7 @@ that descriptors cannot express are checked in ``validate``, which the node regi
 ``add_on_set_parameters_callback``.
 """
 
+import dataclasses
 from dataclasses import dataclass
 
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor,
@@ -33,11 +34,22 @@ class Spec:
 INFERENCE_SETTINGS = ('focus_half_extent', 'component_gap_voxels', 'click_claim_voxels',
                       'part_prior_voxels', 'object_logit_bias')
 
+# pinpoint3d_core.presets names them (kept here as plain names: no torch import to declare).
+PRESETS = ('indoor', 'tabletop', 'lidar')
+# What configure loads: read-only in a plain node, changeable while a lifecycle node is
+# unconfigured (node.Pinpoint3DNode._check_parameters).
+MODEL_PARAMETERS = ('preset', 'checkpoint', 'device', 'voxel_size') + INFERENCE_SETTINGS
+
 SPECS = (
-    Spec('checkpoint', '', "model checkpoint (.pt); '' = the shipped weights/pinpoint3d_small.pt"
-         ' (untrained weights with a warning when it is absent); a bare file name = that '
-         "shipped file (pinpoint3d_small_lidar.pt); 'untrained' or "
-         "'untrained:<config>' = random weights for tests", read_only=True),
+    Spec('preset', 'indoor', 'sensor setting: picks the shipped weights and their inference '
+         'settings together (pinpoint3d_core/presets.py): indoor (RGB-D rooms), tabletop '
+         '(RGB-D camera over a table, optical frame), lidar (spinning LiDAR); a preset whose '
+         'weights are not installed runs its non-learned baseline and says so', choices=PRESETS,
+         read_only=True),
+    Spec('checkpoint', '', "model checkpoint (.pt); '' = the preset's shipped weights; a "
+         'path or a bare file name of a shipped file (pinpoint3d_small_lidar.pt) wins over the '
+         "preset (logged); 'untrained' or 'untrained:<config>' = random weights for tests",
+         read_only=True),
     Spec('device', 'auto', "'auto' (CUDA when available), 'cpu', 'cuda' or 'cuda:N'",
          read_only=True),
     Spec('voxel_size', 0.0, "voxel edge in metres; 0 = the checkpoint's (models that cannot "
@@ -81,6 +93,13 @@ SPECS = (
     Spec('click_positive', True, 'polarity of the next /clicked_point'),
     Spec('publish_markers', True, 'publish ~/markers (click spheres, boxes, labels)'),
     Spec('cpu_fallback', True, 'on CUDA out-of-memory reload the model on the CPU and retry'),
+    Spec('target_frame', '', 'frame of every result (labelled cloud, boxes, markers, '
+         "detections), e.g. base_link, through TF at the cloud's stamp; '' = the cloud's frame. "
+         'A missing transform fails the request with both frames named'),
+    Spec('publish_detections', True, 'publish ~/detections (vision_msgs/Detection3DArray) '
+         'when vision_msgs is installed'),
+    Spec('diagnostics_period', 1.0, 'seconds between /diagnostics reports (0 = none)',
+         0.0, 60.0, read_only=True),
 )
 BY_NAME = {spec.name: spec for spec in SPECS}
 
@@ -100,9 +119,16 @@ def descriptor(spec):
     return desc
 
 
-def declare(node):
-    """Declare every parameter on ``node``; returns {name: value}."""
+def declare(node, reloadable=False):
+    """
+    Declare every parameter on ``node``; returns {name: value}.
+
+    ``reloadable``: the model parameters are declared writable (a lifecycle node lets them
+    change while unconfigured and refuses them otherwise).
+    """
     for spec in SPECS:
+        if reloadable and spec.name in MODEL_PARAMETERS:
+            spec = dataclasses.replace(spec, read_only=False)
         node.declare_parameter(spec.name, spec.default, descriptor(spec))
     return {spec.name: node.get_parameter(spec.name).value for spec in SPECS}
 

@@ -35,12 +35,14 @@ def ros_env(domain_id):
 class Process:
     """A child process running a python module, stopped with SIGINT, then killed."""
 
-    def __init__(self, module, args=(), domain_id=None, log_path=None):
+    def __init__(self, module, args=(), domain_id=None, log_path=None, env=None, cwd=None):
         self.log_path = log_path
         self._log = open(log_path, 'wb') if log_path else subprocess.DEVNULL
+        environment = ros_env(domain_id)
+        environment.update(env or {})   # e.g. paths of a generated interface package
         self.proc = subprocess.Popen([sys.executable, '-m', module, *args],
-                                     env=ros_env(domain_id), stdout=self._log,
-                                     stderr=subprocess.STDOUT)
+                                     env=environment, stdout=self._log,
+                                     stderr=subprocess.STDOUT, cwd=cwd)
 
     def alive(self):
         """Return True while the child runs."""

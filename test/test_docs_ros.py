@@ -54,5 +54,43 @@ def test_launch_arguments_in_the_docs_are_declared():
 def test_executables_named_are_installed():
     with open(os.path.join(ROOT, 'CMakeLists.txt')) as f:
         cmake = f.read()
-    for exe in ('pinpoint3d_node', 'scene_player', 'demo_planner', 'replay'):
+    for exe in ('pinpoint3d_node', 'pinpoint3d_lifecycle_node', 'scene_player', 'demo_planner',
+                'replay'):
         assert f'scripts/{exe}' in cmake and f'`{exe}`' in DOC
+
+
+def _fields(path):
+    """Return the field names of a .msg file, or of the request and response of a .srv."""
+    with open(os.path.join(ROOT, path)) as f:
+        parts = f.read().split('\n---\n')
+    return [{line.split()[1] for line in part.splitlines()
+             if line.strip() and not line.startswith('#')} for part in parts]
+
+
+def test_python_examples_compile_and_use_real_fields():
+    blocks = re.findall(r'```python\n(.*?)```', DOC, re.S)
+    assert len(blocks) >= 2
+    request, response = _fields('srv/ClickSegment.srv')
+    obj, = _fields('msg/SegmentedObject.msg')
+    click, = _fields('msg/Click.msg')
+    for block in blocks:
+        ast.parse(block)
+        for name in re.findall(r'\bresp\.(\w+)', block):
+            assert name in response, name
+        for name in re.findall(r'\bobj\.(\w+)', block):
+            assert name in obj, name
+        for name in re.findall(r'\breq\.(\w+)', block):
+            assert name in request, name
+        for call in re.findall(r'\bClick\(((?:[^()]|\([^()]*\))*)\)', block):
+            for name in re.findall(r'(\w+)=', call):
+                assert name in click | {'x', 'y', 'z'}, name
+
+
+def test_every_node_parameter_is_in_the_parameter_table():
+    import pytest
+    params = pytest.importorskip('pinpoint3d_ros.params')
+    section = DOC.split('## Parameters', 1)[1].split('\n## ', 1)[0]
+    documented = set(re.findall(r'^\| `(\w+)`', section, re.M))
+    documented |= set(re.findall(r'`(click_\w+)`', section))
+    assert set(params.BY_NAME) <= documented, set(params.BY_NAME) - documented
+    assert documented <= set(params.BY_NAME), documented - set(params.BY_NAME)

@@ -59,3 +59,22 @@ def test_input_scale_gives_the_labels_of_the_metric_cloud(scale):
     assert session.default_snap_radius() == pytest.approx(0.1 * scale)
     with pytest.raises(Exception, match='snap radius'):
         session.add_clicks([Click(position=tuple(pts[on] * scale + 5 * scale), object_id=1)])
+
+
+def test_a_preset_without_its_weights_runs_its_baseline_and_says_so(monkeypatch):
+    from pinpoint3d_core import presets
+    from pinpoint3d_core.errors import CheckpointError
+    from pinpoint3d_core.session import Segmenter
+
+    def absent(name):
+        raise CheckpointError('not installed')
+    monkeypatch.setattr(presets, 'preset_weights', absent)
+    seg = Segmenter.load(preset='tabletop', device='cpu')
+    assert seg.model is None and seg.boundary is None and not seg.learned_masks
+    assert seg.inference == get_preset('tabletop').baseline
+    assert seg.metadata['missing_weights'] == 'pinpoint3d_tabletop.pt'
+    assert seg.describe().startswith('NO WEIGHTS (pinpoint3d_tabletop.pt not found)')
+    pts, colors, obj = _scene()
+    session = seg.start(pts, colors)   # the same contract as a learned model's session
+    session.add_clicks([Click(index=int(np.flatnonzero(obj == 1)[0]), object_id=1)])
+    assert (session.predict('object').object_ids == 1).any()

@@ -20,9 +20,8 @@ import pytest
 import yaml
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# Parameters the launch files and parameter files set that the node declares only once the
-# preset work (issue #14) is wired into it; until then the node ignores them.
-PENDING_NODE_PARAMETERS = {'preset'}
+# Parameters the launch files and parameter files may set that the node does not declare.
+PENDING_NODE_PARAMETERS = set()
 
 
 class Recorded:
@@ -42,7 +41,7 @@ def _fake_modules():
         'launch.launch_description_sources': ['PythonLaunchDescriptionSource'],
         'launch.substitutions': ['LaunchConfiguration', 'PathJoinSubstitution'],
         'launch_ros': [],
-        'launch_ros.actions': ['Node'],
+        'launch_ros.actions': ['LifecycleNode', 'Node'],
         'launch_ros.descriptions': ['ParameterValue'],
         'launch_ros.substitutions': ['FindPackageShare'],
     }
@@ -145,7 +144,8 @@ def test_main_launch_declares_described_arguments(launch_api):
     description = load_description('pinpoint3d.launch.py')
     args = {a.args[0]: a.kwargs for a in by_type(entities(description), 'DeclareLaunchArgument')}
     assert set(args) == {'config', 'preset', 'checkpoint', 'input_topic', 'fixed_frame',
-                         'clicked_point_topic', 'namespace', 'use_rviz'}
+                         'clicked_point_topic', 'namespace', 'use_rviz', 'lifecycle',
+                         'target_frame'}
     assert all(kw.get('description') for kw in args.values())
     assert args['clicked_point_topic']['default_value'] == '/clicked_point'
     assert args['fixed_frame']['default_value'] != 'map'
@@ -162,7 +162,7 @@ def test_main_launch_starts_the_node_with_the_presets_weights(launch_api):
     assert os.access(os.path.join(ROOT, 'scripts', 'pinpoint3d_node'), os.X_OK)
     params_file, overrides = node['parameters']
     assert params_file == os.path.join(ROOT, 'config', 'indoor_rgbd.yaml')
-    assert overrides == {'checkpoint': 'pinpoint3d_small.pt', 'preset': 'indoor'}
+    assert overrides == {'checkpoint': '', 'preset': 'indoor'}   # the node loads the preset
     assert dict(node['remappings']) == {'points': '/points', 'clicked_point': '/clicked_point',
                                         '/clicked_point': '/clicked_point'}
     assert node_of(actions, 'rviz2') is None   # use_rviz defaults to false
@@ -171,7 +171,7 @@ def test_main_launch_starts_the_node_with_the_presets_weights(launch_api):
 
 @pytest.mark.parametrize('config, preset, weights', [
     ('kitti_lidar.yaml', 'lidar', 'pinpoint3d_small_lidar.pt'),
-    ('tabletop_rgbd.yaml', 'tabletop', 'pinpoint3d_small_tabletop.pt'),
+    ('tabletop_rgbd.yaml', 'tabletop', 'pinpoint3d_tabletop.pt'),
     ('indoor_rgbd.yaml', 'indoor', 'pinpoint3d_small.pt'),
 ])
 def test_config_picks_the_matching_weights(launch_api, config, preset, weights):
@@ -179,9 +179,37 @@ def test_config_picks_the_matching_weights(launch_api, config, preset, weights):
         pytest.skip('real launch installed')
     actions = run_opaque(load_description('pinpoint3d.launch.py'), config=config)
     _, overrides = node_of(actions, 'pinpoint3d_node')['parameters']
-    assert overrides == {'checkpoint': weights, 'preset': preset}
+    assert overrides == {'checkpoint': '', 'preset': preset}
+    from pinpoint3d_core.presets import get_preset
+    assert get_preset(preset).weights == weights   # one table: pinpoint3d_core.presets
+    assert weights in logs(actions)
     shipped = os.path.isfile(os.path.join(ROOT, 'weights', weights))
-    assert ('NOT FOUND' in logs(actions)) == (not shipped)   # tabletop: said loudly
+    assert ('NOT FOUND' in logs(actions)) == (not shipped)   # said loudly
+    if not shipped:
+        assert 'non-learned baseline' in logs(actions)
+
+
+def test_target_frame_argument_reaches_the_node_only_when_given(launch_api):
+    if launch_api is None:
+        pytest.skip('real launch installed')
+    actions = run_opaque(load_description('pinpoint3d.launch.py'), target_frame='base_link')
+    _, overrides = node_of(actions, 'pinpoint3d_node')['parameters']
+    assert overrides['target_frame'] == 'base_link'
+    _, overrides = node_of(run_opaque(load_description('pinpoint3d.launch.py')),
+                           'pinpoint3d_node')['parameters']
+    assert 'target_frame' not in overrides   # the parameter file's value stays
+
+
+def test_lifecycle_launch_starts_the_managed_node(launch_api):
+    if launch_api is None:
+        pytest.skip('real launch installed')
+    actions = run_opaque(load_description('pinpoint3d.launch.py'), lifecycle='true')
+    managed = [n.kwargs for n in by_type(actions, 'LifecycleNode')]
+    assert len(managed) == 1 and not by_type(actions, 'Node')
+    assert managed[0]['executable'] == 'pinpoint3d_lifecycle_node'
+    assert managed[0]['name'] == 'pinpoint3d_node' and 'namespace' in managed[0]
+    assert 'pinpoint3d_lifecycle_node' in installed_programs()
+    assert os.access(os.path.join(ROOT, 'scripts', 'pinpoint3d_lifecycle_node'), os.X_OK)
 
 
 def test_explicit_checkpoint_wins_and_is_logged(launch_api):

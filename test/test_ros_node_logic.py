@@ -152,17 +152,17 @@ def test_cuda_out_of_memory_without_fallback_says_what_to_do(make_node):
     assert 'CUDA out of memory' in resp.message and 'device:=cpu' in resp.message
 
 
-def test_default_checkpoint_is_the_shipped_file_or_says_untrained(make_node):
+def test_default_checkpoint_is_the_presets_shipped_file_or_its_baseline(make_node):
     node = make_node(checkpoint='')
     path = node_module.default_checkpoint()
     assert path.endswith(os.path.join('weights', 'pinpoint3d_small.pt'))
     if os.path.isfile(path):
-        assert 'UNTRAINED' not in node._weights_note
+        assert node._weights_note.startswith('weights ') and path in node._weights_note
     else:
-        assert 'UNTRAINED' in node._weights_note
+        assert 'NO WEIGHTS' in node._weights_note
         pts = scene()
         resp = call(node, clicks=[(pts[-1], 1, 0, True)], reset=True, cloud=cloud_msg(pts))
-        assert resp.success and 'UNTRAINED weights' in resp.message
+        assert resp.success and 'non-learned baseline' in resp.message
 
 
 def test_inference_settings_replace_the_checkpoints_only_when_set(make_node):

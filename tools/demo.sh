@@ -46,8 +46,8 @@ rm -f "$out/summary.json" "$out/segmentation.ply" "$out/segmentation.png"
 
 echo "demo: ROS_DOMAIN_ID=$ROS_DOMAIN_ID, discovery $ROS_AUTOMATIC_DISCOVERY_RANGE, sensor $sensor"
 if [ -z "$checkpoint" ] && [ "$sensor" = indoor ] && [ ! -f weights/pinpoint3d_small.pt ]; then
-  echo "demo: NOTE: weights/pinpoint3d_small.pt does not exist yet; the node runs UNTRAINED" \
-       "weights, so the segmentation and IoU below are meaningless (plumbing demo only)."
+  echo "demo: NOTE: weights/pinpoint3d_small.pt does not exist yet; the node runs the indoor" \
+       "preset's non-learned baseline instead (its log and answers say so)."
 fi
 weights=""
 if [ -z "$checkpoint" ] && [ "$sensor" = tabletop ]; then
