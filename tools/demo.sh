@@ -91,7 +91,7 @@ stop_children
 ready="$(grep -m1 'ready:' "$out/node.log" | sed 's/^.*ready: //' || true)"
 [ -n "$ready" ] && echo "demo: node: $ready"
 # the tabletop preset's weights file is named both when it runs and when it is missing
-if [ -n "$weights" ] && ! grep -qF "$weights" <<< "$ready"; then
+if [ -n "$weights" ] && [ -n "$ready" ] && ! grep -qF "$weights" <<< "$ready"; then
   echo "demo: WARNING: the node did not say it runs the tabletop preset ($weights or its" \
        "baseline);" \
        "this node ignores the preset parameter, so the result above is not the tabletop" \
