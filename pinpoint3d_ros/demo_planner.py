@@ -279,6 +279,8 @@ def run(args):
     gt_centre, gt_size = box_of(pts[gt_obj])
     if box is not None:
         box['holds_target_share'] = share_inside(pts[gt_obj], box['centre'], box['size'])
+        # > 1: the box is larger than the object's (stray points widen an axis-aligned box)
+        box['volume_vs_truth'] = float(np.prod(box['size']) / max(np.prod(gt_size), 1e-12))
     optical = camera_frame(scene)
     summary = {
         'scene': os.path.abspath(args.scene),
@@ -320,8 +322,9 @@ def run(args):
     print(f"demo_planner: object IoU {summary['object_iou']:.3f}, part IoU {part_iou}")
     if box is not None:
         print('demo_planner: picked object box centre ({:.3f}, {:.3f}, {:.3f}) m, size '
-              '({:.3f}, {:.3f}, {:.3f}) m, holds {:.0%} of the object'.format(
-                  *box['centre'], *box['size'], box['holds_target_share']))
+              '({:.3f}, {:.3f}, {:.3f}) m, holds {:.0%} of the object, {:.1f}x its true '
+              'box volume'.format(*box['centre'], *box['size'], box['holds_target_share'],
+                                  box['volume_vs_truth']))
     if untrained:
         print('demo_planner: NOTE: the node runs UNTRAINED weights, so IoU is meaningless')
     for kind, path in paths.items():
