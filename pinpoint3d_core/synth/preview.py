@@ -31,9 +31,9 @@ def save_preview(scene, path, max_points=80000, title=None, dpi=90, crop=30.0):
     """Write an oblique view coloured by part (LiDAR cropped to ``crop`` m); return the path."""
     if scene.meta.get('kind') == 'tabletop':   # a camera frame: show it as the camera saw it
         meta = scene.meta
-        return save_camera_gallery(path, [(title or f"tabletop seed {meta.get('seed', '')}: "
-                                           f"{len(scene):,} points, "
-                                           f"{meta.get('num_objects', '?')} objects", scene)])
+        title = title or (f"tabletop seed {meta.get('seed', '')}: {len(scene):,} points, "
+                          f"{meta.get('num_objects', '?')} objects")
+        return save_camera_gallery(path, [(title, scene)])
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
