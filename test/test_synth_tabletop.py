@@ -278,3 +278,28 @@ def test_cli_writes_tabletop_scenes(tmp_path):
     scene = load_scene(tmp_path / 'tabletop_000006.npz')
     np.testing.assert_array_equal(scene.object_ids,
                                   generate_scene('tabletop', seed=6, size='small').object_ids)
+
+
+def test_objects_occlude_each_other():
+    """Rendered alone on the table, some objects show far more pixels than in the scene."""
+    hidden = 0
+    for seed in range(4):
+        scene, world = generate_scene_and_world('tabletop', seed=seed, size='small', noise=False)
+        s = scene.meta['sensor']
+        cam = sensors.DepthCamera(width=s['width'], height=s['height'], focal=s['fx'])
+        d, _, _ = cam.rays()
+        dirs = (d / np.linalg.norm(d, axis=1, keepdims=True)) @ np.array(s['rotation']).T
+        rays = o3d.core.Tensor(np.concatenate([np.broadcast_to(s['position'], dirs.shape), dirs],
+                                              1).astype(np.float32))
+        v, f = world.arrays()[:2]
+        table = next(int(k) for k, r in scene.meta['objects'].items() if r['category'] == 'table')
+        for oid in _objects(scene):
+            keep = np.isin(world.final_object, [oid, table])   # the object alone on the table
+            rc = o3d.t.geometry.RaycastingScene()
+            rc.add_triangles(o3d.core.Tensor(v), o3d.core.Tensor(f[keep]))
+            tri = rc.cast_rays(rays)['primitive_ids'].numpy().astype(np.int64)
+            alone = int((world.final_object[keep][tri[tri < keep.sum()]] == oid).sum())
+            in_scene = int((scene.object_ids == oid).sum())
+            assert in_scene <= alone + 2
+            hidden += in_scene < 0.7 * alone
+    assert hidden >= 3
