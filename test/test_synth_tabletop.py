@@ -229,7 +229,7 @@ def test_projector_shadow_falls_on_the_far_side_of_the_projector():
 
 
 def test_statistics_lie_inside_the_real_ranges():
-    rows = [tabletop_stats(generate_scene('tabletop', seed=s)) for s in range(8)]
+    rows = [tabletop_stats(generate_scene('tabletop', seed=s)) for s in range(12)]
     for key in ('depth_median_m', 'nn_median_mm', 'noise_mm', 'holes_per_object_pct',
                 'object_height_cm', 'table_color_std', 'object_color_std'):
         lo, hi, _ = TABLETOP_REAL[key]

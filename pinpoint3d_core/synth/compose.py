@@ -415,17 +415,22 @@ def tabletop_world(rng, n_objects=None):
     grid = _TableGrid(tw / 2 - 0.01, td / 2 - 0.01)
     cats = list(ob.TABLETOP)
     weights = np.array([ob.TABLETOP_WEIGHTS[c] for c in cats], float)
-    placed = []   # (oid, obj, yaw, center, z)
+    placed = []   # objects on the table top: (oid, obj, yaw, center, footprint polygon)
     tops = []     # boxes whose top is free: (oid, obj, yaw, center, top z)
+    previous = None
     for _ in range(n):
-        cat = cats[rng.choice(len(cats), p=weights / weights.sum())]
-        obj = ob.TABLETOP[cat](rng)
-        mode = rng.choice(('free', 'touch', 'stack'), p=(0.5, 0.33, 0.17))
+        twin = previous is not None and rng.random() < 0.2   # a second, identical item
+        if twin:
+            obj = previous[1]
+        else:
+            cat = cats[rng.choice(len(cats), p=weights / weights.sum())]
+            obj = ob.TABLETOP[cat](rng)
+        mode = 'touch' if twin else rng.choice(('free', 'touch', 'stack'), p=(0.5, 0.33, 0.17))
         where = None
         if mode == 'stack' and tops:
             where = _stack_on(rng, obj, tops)
         if where is None and mode == 'touch' and placed:
-            where = _touch(rng, grid, obj, placed)
+            where = _touch(rng, grid, obj, placed, previous if twin else None)
         if where is None:
             where = _free_spot(rng, grid, obj, cluster, spread)
         if where is None:
@@ -436,7 +441,8 @@ def tabletop_world(rng, n_objects=None):
         oid = world.place(obj, yaw, (center[0], center[1], th + z), parent=parent or table_id)
         world.objects[oid]['support_z'] = float(th + z)
         if fp is not None:
-            placed.append((oid, obj, yaw, center))
+            placed.append((oid, obj, yaw, center, _hull(obj, yaw, center)))
+            previous = placed[-1]
         if _is_box(obj) and min(obj.half_extent) > 0.03:
             tops.append((oid, obj, yaw, center, z + obj.height))
     layout = {'table': {'width': float(tw), 'depth': float(td), 'height': float(th)},
@@ -455,23 +461,68 @@ def _free_spot(rng, grid, obj, cluster, spread):
     return None
 
 
-def _touch(rng, grid, obj, placed):
-    """Slide the object towards a placed neighbour until it (nearly) touches it."""
-    oid, other, oyaw, ocenter = placed[int(rng.integers(len(placed)))]
+def _hull(obj, yaw, center):
+    """Convex footprint of the yawed object at ``center`` (counter-clockwise vertices)."""
+    from scipy.spatial import ConvexHull
+    xy = np.concatenate([p.mesh[0][:, :2] for p in obj.parts]) @ g.rot_z(yaw)[:2, :2].T
+    return xy[ConvexHull(xy).vertices] + center
+
+
+def _overlap(a, b):
+    """Return True when two convex polygons overlap (separating axis test)."""
+    for poly in (a, b):
+        edges = np.roll(poly, -1, axis=0) - poly
+        normals = np.stack([edges[:, 1], -edges[:, 0]], 1)
+        pa, pb = a @ normals.T, b @ normals.T
+        if ((pa.max(0) < pb.min(0)) | (pb.max(0) < pa.min(0))).any():
+            return False
+    return True
+
+
+def _touch(rng, grid, obj, placed, neighbour=None):
+    """
+    Slide the object towards a placed neighbour until it touches it (gap < 0.1 mm).
+
+    The 4 mm grid brings it close; the exact footprints then close the last millimetres, so
+    touching objects really touch, as boxes pushed together do. Aligned boxes are often flush
+    with their neighbour's side (one continuous face across both).
+    """
+    oid, other, oyaw, ocenter, opoly = neighbour or placed[int(rng.integers(len(placed)))]
     aligned = _is_box(obj) and _is_box(other) and rng.random() < 0.7
-    yaw = oyaw + rng.integers(4) * np.pi / 2 + rng.normal(0, 0.03) if aligned else \
-        rng.uniform(0, 2 * np.pi)
+    yaw = oyaw + rng.integers(4) * np.pi / 2 + (0 if rng.random() < 0.5 else rng.normal(
+        0, 0.03)) if aligned else rng.uniform(0, 2 * np.pi)
     phi = oyaw + rng.integers(4) * np.pi / 2 if aligned else rng.uniform(0, 2 * np.pi)
     direction = np.array([np.cos(phi), np.sin(phi)])
+    side = np.array([-direction[1], direction[0]])
+    offset = 0.0
+    if aligned and rng.random() < 0.6:   # flush with one side of the neighbour
+        mine = np.abs((_hull(obj, yaw, (0, 0))) @ side).max()
+        theirs = np.abs((opoly - ocenter) @ side).max()
+        offset = rng.choice((-1, 1)) * (theirs - mine)
     reach = max(other.half_extent) * 1.5 + max(obj.half_extent) * 1.5 + 0.02
+    start = ocenter + side * offset
     last = None
     for s in np.arange(reach, 0, -0.002):
-        center = ocenter + direction * s
-        fp = grid.footprint(obj, yaw, center)
+        fp = grid.footprint(obj, yaw, start + direction * s)
         if not grid.free(fp):
             break
-        last = (yaw, center, 0.0, None, fp)
-    return last
+        last = s
+    if last is None:
+        return None
+    others = [q for *_, q in placed]
+
+    def clear(s):
+        poly = _hull(obj, yaw, start + direction * s)
+        return not any(_overlap(poly, q) for q in others)
+
+    if not clear(last):
+        return None
+    lo, hi = 0.0, min(last, 0.015)   # how much closer it can come
+    for _ in range(9):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if clear(last - mid) else (lo, mid)
+    center = start + direction * (last - lo)
+    return yaw, center, 0.0, None, grid.footprint(obj, yaw, center)
 
 
 def _stack_on(rng, obj, tops):
@@ -479,13 +530,17 @@ def _stack_on(rng, obj, tops):
     for k in rng.permutation(len(tops)):
         oid, box, byaw, bcenter, top = tops[k]
         bx, by = box.half_extent
-        yaw = byaw + rng.integers(4) * np.pi / 2 + rng.normal(0, 0.1)
+        flush = _is_box(obj) and rng.random() < 0.5   # a side flush with the box below
+        yaw = byaw + rng.integers(4) * np.pi / 2 + (0 if flush else rng.normal(0, 0.1))
         xy = np.concatenate([p.mesh[0][:, :2] for p in obj.parts]) @ g.rot_z(yaw - byaw)[:2, :2].T
         ex = np.abs(xy).max(0)
         slack = np.array([bx, by]) - ex
         if (slack < -0.01).any() or top + obj.height > 0.45:
             continue
         local = rng.uniform(-1, 1, 2) * np.maximum(slack, 0) * 0.8
+        if flush:
+            axis = int(rng.integers(2))
+            local[axis] = rng.choice((-1, 1)) * slack[axis]
         center = bcenter + g.rot_z(byaw)[:2, :2] @ local
         tops.pop(k)
         return yaw, center, top, oid, None

@@ -172,14 +172,14 @@ class DepthCamera:
 
 def random_depth_camera(rng, size='normal'):
     """Draw a camera: Kinect-like (f 525, 7.5 cm baseline) or RealSense-like (f 615, 5 cm)."""
-    kinect = rng.random() < 0.6
+    kinect = rng.random() < 0.75
     scale = 1.0 if size == 'normal' else 0.5
     return DepthCamera(
         width=int(640 * scale), height=int(480 * scale),
         focal=(525.0 if kinect else 615.0) * rng.uniform(0.98, 1.02) * scale,
         baseline=0.075 if kinect else 0.05, projector_side=float(rng.choice((-1.0, 1.0))),
-        sigma_1m=rng.uniform(0.00125, 0.00185), disparity_c=rng.uniform(320.0, 380.0) * scale,
-        edge_drop=rng.uniform(0.2, 0.45), flying=rng.uniform(0.0, 0.04),
+        sigma_1m=rng.uniform(0.0014, 0.002), disparity_c=rng.uniform(320.0, 380.0) * scale,
+        edge_drop=rng.uniform(0.2, 0.45), flying=rng.uniform(0.005, 0.04),
         colour_offset=tuple(int(x) for x in rng.integers(-3, 4, 2)))
 
 
