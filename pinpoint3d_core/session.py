@@ -252,7 +252,10 @@ class Segmenter:
         def learned(surface):
             with torch.inference_mode():
                 probability = net.boundary_probability(surface)
-            return surface.learned_costs(probability, settings.boundary_weight), probability
+            base = None
+            if settings.boundary_over_handcrafted:
+                base = surface.handcrafted_costs(settings.normal_weight, settings.colour_weight)
+            return surface.learned_costs(probability, settings.boundary_weight, base), probability
         return learned
 
 

@@ -127,6 +127,7 @@ def service_figures(n, calls, checkpoint):
 
         def call(reset, k):
             req = ClickSegment.Request()
+            req.interaction_id = 'benchmark'
             req.reset = reset
             c = Click(object_id=1, part_id=0, positive=True)
             c.position.x, c.position.y, c.position.z = (float(v) for v in pts[-1 - k])

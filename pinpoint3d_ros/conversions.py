@@ -56,6 +56,12 @@ class CloudArrays:
 def _field_table(msg):
     """Map field name -> (offset, numpy type code, count), checking each field fits."""
     table = {}
+    names = [field.name for field in msg.fields]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise CloudFormatError(
+            f'PointCloud2 field(s) {", ".join(repr(n) for n in repeated)} appear more than '
+            'once; which one holds the data is ambiguous. Publish each field once.')
     for field in msg.fields:
         code = _DATATYPES.get(field.datatype)
         if code is None:
@@ -149,6 +155,43 @@ def _colors(table, order, records):
     return None
 
 
+def _check_xyz_overlap(table):
+    """Refuse x, y, z fields that share bytes (a layout bug: two axes would read alike)."""
+    spans = sorted((table[k][0], table[k][0] + np.dtype(table[k][1]).itemsize, k)
+                   for k in 'xyz')
+    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+        if start < end:
+            raise CloudFormatError(
+                f"PointCloud2 fields '{a}' and '{b}' overlap (bytes {start}..{end - 1} are "
+                'shared); fix the field offsets.')
+
+
+# Coordinates beyond this (metres) are no sensor's; with a wrong byte order they are typical.
+_ABSURD_M = 1.0e6
+_PLAUSIBLE_M = 1.0e4
+
+
+def _check_byte_order(msg, points):
+    """Name the likely cause when the coordinates only make sense in the other byte order."""
+    sample = np.asarray(points[:4096], dtype=np.float64)
+    with np.errstate(invalid='ignore', over='ignore'):
+        finite = sample[np.isfinite(sample).all(axis=1)]
+        if not finite.size or np.abs(finite).max() < _ABSURD_M:
+            return   # all NaN: nothing to judge (the core says so); sane: nothing to say
+        swapped = np.asarray(points[:4096]).byteswap().astype(np.float64)
+        swapped = swapped[np.isfinite(swapped).all(axis=1)]
+        plausible = swapped.size and np.abs(swapped).max() < _PLAUSIBLE_M
+    if not plausible:
+        return
+    flag = 'true' if msg.is_bigendian else 'false'
+    actual = 'little' if msg.is_bigendian else 'big'
+    reach = f'{np.abs(finite).max():.3g} m'
+    raise CloudFormatError(
+        f'PointCloud2 coordinates reach {reach} with is_bigendian {flag}, but read as '
+        f'{actual}-endian they stay within {np.abs(swapped).max():.3g} m: the is_bigendian '
+        f'flag is likely wrong; set it to {"false" if msg.is_bigendian else "true"}.')
+
+
 def cloud_to_arrays(msg):
     """
     Read points, colours and intensity from any PointCloud2 layout.
@@ -173,6 +216,7 @@ def cloud_to_arrays(msg):
             raise CloudFormatError(
                 f"PointCloud2 field '{name}' must be one FLOAT32 or FLOAT64 value "
                 f'(got {code} x{count}).')
+    _check_xyz_overlap(table)
     _check_sizes(msg)
     order = '>' if msg.is_bigendian else '<'
     wanted = {k: v for k, v in table.items()
@@ -184,6 +228,7 @@ def cloud_to_arrays(msg):
     points = _xyz(msg, table, order, records)
     if points.dtype.byteorder not in ('=', '|', _NATIVE):
         points = points.astype(points.dtype.newbyteorder('='))
+    _check_byte_order(msg, points)
     intensity = None
     if 'intensity' in wanted:
         intensity = records['intensity'].astype(np.float32)

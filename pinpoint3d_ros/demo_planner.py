@@ -212,6 +212,7 @@ class Planner:
         """Call ClickSegment on the node's latest cloud; retries while no cloud arrived yet."""
         from pinpoint3d.msg import Click
         request = self.srv_type.Request()
+        request.interaction_id = 'demo_planner'   # its own click history on the node
         request.reset = reset
         request.granularity = granularity
         for position, object_id, part_id in clicks:

@@ -20,8 +20,6 @@ launch file) and drive it with ``ros2 lifecycle set /pinpoint3d_node configure``
 """
 
 from pinpoint3d_ros.node import Pinpoint3DNode
-import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNodeMixin, LifecycleState, TransitionCallbackReturn
 
 
@@ -87,20 +85,9 @@ def _free_accelerator_memory():
 
 
 def main(args=None):
-    """Run the lifecycle node until Ctrl-C or shutdown (it starts unconfigured)."""
-    rclpy.init(args=args)
-    node = None
-    try:
-        node = Pinpoint3DLifecycleNode()
-        executor = MultiThreadedExecutor(num_threads=4)
-        executor.add_node(node)
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        if node is not None:
-            node.destroy_node()
-        rclpy.try_shutdown()
+    """Run the lifecycle node (it starts unconfigured) until SIGINT or SIGTERM; clean stop."""
+    from pinpoint3d_ros.node import run
+    return run(Pinpoint3DLifecycleNode, args)
 
 
 if __name__ == '__main__':

@@ -72,7 +72,7 @@ SPECS = (
          'is labelled: larger = wider object masks (0 = the plain argmax); -1 = the '
          "checkpoint's value", -1.0, 1000.0, read_only=True),
     Spec('snap_radius', 0.05, 'clicks farther than this (m) from every point are rejected; '
-         'a service request may override it', 0.0, 10.0),
+         'a service request may override it (both at most 1 m)', 0.0, 1.0),
     Spec('max_points', 400000, 'clouds with more points are rejected (memory guard)',
          1, 10000000),
     Spec('granularity', 'both', 'default prediction level when a request leaves it empty',
@@ -92,6 +92,14 @@ SPECS = (
          0, 1000),
     Spec('click_positive', True, 'polarity of the next /clicked_point'),
     Spec('publish_markers', True, 'publish ~/markers (click spheres, boxes, labels)'),
+    Spec('max_queue', 16, 'service requests waiting or running at once; one more is answered '
+         "at once with success false ('busy: N requests waiting')", 1, 256, read_only=True),
+    Spec('max_interactions', 32, 'live interactions (click histories, each with its cached '
+         'encoding); a new one beyond this forgets the least recently used', 1, 1024,
+         read_only=True),
+    Spec('interaction_idle_timeout', 600.0, 'seconds after which an unused interaction is '
+         'forgotten (0 = never); refining a forgotten one fails with the reason',
+         0.0, 86400.0, read_only=True),
     Spec('cpu_fallback', True, 'on CUDA out-of-memory reload the model on the CPU and retry'),
     Spec('target_frame', '', 'frame of every result (labelled cloud, boxes, markers, '
          "detections), e.g. base_link, through TF at the cloud's stamp; '' = the cloud's frame. "

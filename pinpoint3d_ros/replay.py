@@ -195,11 +195,16 @@ def _stop(proc):
             proc.wait(timeout=10)
 
 
+# The replay's own interaction: refinements (reset: false) build on its earlier requests.
+REPLAY_INTERACTION = 'replay'
+
+
 def _request(srv_type, cloud, spec, frame_id):
     from pinpoint3d.msg import Click
     request = srv_type.Request()
     request.header.frame_id = frame_id
     request.cloud = cloud
+    request.interaction_id = REPLAY_INTERACTION
     request.reset = spec['reset']
     request.granularity = spec['granularity']
     request.snap_radius = spec['snap_radius']

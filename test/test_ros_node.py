@@ -181,16 +181,20 @@ def test_bad_requests_fail_with_reason_and_node_survives(ros, case, fragment):
     assert ok.success, ok.message
 
 
-def test_concurrent_calls_are_serialised(ros):
+def test_concurrent_calls_on_one_interaction_are_serialised(ros):
     base = ros.client.call(ros.srv, request([make_click(ros.points[-1])], reset=True))
-    assert base.success
-    futures = [ros.srv.call_async(request([make_click(ros.points[-1 - i])]))
-               for i in range(1, 5)]
+    assert base.success and base.interaction_id and base.num_clicks == 1
+    reqs = [request([make_click(ros.points[-1 - i])]) for i in range(1, 5)]
+    for req in reqs:
+        req.interaction_id = base.interaction_id
+    futures = [ros.srv.call_async(req) for req in reqs]
     assert ros.client.spin_until(lambda: all(f.done() for f in futures), 120)
-    counts = sorted(int(f.result().message.split(' click(s)')[0].rsplit(' ', 1)[1])
-                    for f in futures)
     assert all(f.result().success for f in futures)
+    counts = sorted(f.result().num_clicks for f in futures)
     assert counts == [2, 3, 4, 5]   # each call saw all earlier clicks: none interleaved
+    other = ros.client.call(ros.srv, request([make_click(ros.points[-1])]))
+    assert other.success and other.num_clicks == 1   # a new interaction sees none of them
+    assert other.interaction_id != base.interaction_id
 
 
 def test_rviz_click_loop_and_reset(ros):
@@ -224,8 +228,10 @@ def test_rviz_click_loop_and_reset(ros):
     assert [m.color.g > m.color.r for m in spheres] == [True, True, False]   # green, red
     assert {o.object_id for o in objects[-1].objects} <= {1}
     assert not click((0.0, 0.0, 0.0), frame='odom', timeout=2)   # refused: no tf2
-    reset = ros.client.call(ros.reset, ResetSession.Request())
-    assert reset.success and 'forgot 3 click(s)' in reset.message
+    reset = ros.client.call(ros.reset, ResetSession.Request(interaction_id='rviz'))
+    assert reset.success and "forgot 3 click(s) in interaction 'rviz'" in reset.message
+    everything = ros.client.call(ros.reset, ResetSession.Request())
+    assert everything.success and 'interaction(s)' in everything.message
 
 
 def test_parameter_changes_are_validated(ros):

@@ -2,11 +2,13 @@
 The node's request logic in-process: callbacks called directly, no executor, no DDS round trip.
 
 These cover the paths that are slow or impossible to reach over the wire: the encoding cache,
-click replay on a new scan, cloud age and size limits, and the CUDA out-of-memory fallback
-(simulated: no GPU here; the CPU retry runs the real model).
+the interaction keeping its cloud, click carry-over to a newer scan, cloud age and size limits,
+and the CUDA out-of-memory fallback (simulated: no GPU here; the CPU retry runs the real
+model).
 """
 
 import os
+import time
 
 import numpy as np
 from pinpoint3d_ros import conversions
@@ -46,6 +48,7 @@ def make_node(context):
 
     yield make
     for node in nodes:
+        node.stop_serving()
         node.destroy_node()
 
 
@@ -62,11 +65,14 @@ def cloud_msg(points, stamp_s=0):
     return conversions.arrays_to_cloud(header, points)
 
 
-def call(node, points=None, clicks=(), reset=False, cloud=None):
+def call(node, points=None, clicks=(), reset=False, cloud=None, key='k', newer_than=None):
     req = srvs.ClickSegment.Request()
     req.reset = reset
+    req.interaction_id = key
     if cloud is not None:
         req.cloud = cloud
+    if newer_than is not None:
+        req.cloud_newer_than.sec = newer_than
     for position, object_id, part_id, positive in clicks:
         c = msgs.Click(object_id=object_id, part_id=part_id, positive=positive)
         c.position.x, c.position.y, c.position.z = (float(v) for v in position)
@@ -82,23 +88,53 @@ def test_encoding_is_cached_for_a_republished_identical_scan(make_node):
     assert first.success, first.message
     assert first.encode_ms > 0
     node._on_cloud(cloud_msg(pts, stamp_s=2))   # same points, new stamp: a static scene
-    again = call(node, clicks=[(pts[-2], 1, 0, True)])
+    again = call(node, clicks=[(pts[-2], 1, 0, True)], newer_than=1)
     assert again.success and again.encode_ms == 0.0
-    assert '2 click(s)' in again.message
+    assert again.num_clicks == 2 and again.cloud_header.stamp.sec == 2
 
 
-def test_clicks_are_replayed_on_a_new_scan(make_node):
+def test_a_jittering_live_cloud_keeps_the_interactions_cloud_and_encoding(make_node):
+    node = make_node()
+    pts = scene()
+    node._on_cloud(cloud_msg(pts, stamp_s=1))
+    assert call(node, clicks=[(pts[-1], 1, 0, True)], reset=True).success
+    node._on_cloud(cloud_msg(pts + np.float32(0.001), stamp_s=2))   # sensor noise
+    resp = call(node, clicks=[(pts[-2], 1, 0, True)])
+    assert resp.success and resp.encode_ms == 0.0
+    assert resp.cloud_header.stamp.sec == 1 and "the interaction's cloud" in resp.message
+
+
+def test_clicks_are_carried_over_to_a_newer_scan_or_the_request_fails(make_node):
     node = make_node()
     pts = scene()
     node._on_cloud(cloud_msg(pts))
     assert call(node, clicks=[(pts[-1], 1, 0, True)], reset=True).success
     moved = pts + np.float32(0.001)   # a new scan of the same scene
     node._on_cloud(cloud_msg(moved, stamp_s=5))
-    resp = call(node, clicks=[(moved[-2], 1, 0, True)])
+    resp = call(node, clicks=[(moved[-2], 1, 0, True)], newer_than=4)
     assert resp.success and resp.encode_ms > 0   # re-encoded
-    assert '2 click(s)' in resp.message          # the first click survived by position
-    fresh = call(node, clicks=[(moved[-2], 1, 0, True)], reset=True)
-    assert '1 click(s)' in fresh.message
+    assert resp.num_clicks == 2                  # the first click survived by position
+    far = pts + np.float32(5.0)                  # the scene moved away: clicks cannot follow
+    node._on_cloud(cloud_msg(far, stamp_s=9))
+    lost = call(node, clicks=[(far[-2], 1, 0, True)], newer_than=8)
+    assert not lost.success and 'cannot be carried over to the new cloud' in lost.message
+    kept = call(node, clicks=[(moved[-3], 1, 0, True)])   # nothing changed by the failure
+    assert kept.success and kept.num_clicks == 3 and kept.cloud_header.stamp.sec == 5
+    fresh = call(node, clicks=[(far[-2], 1, 0, True)], reset=True, newer_than=8)
+    assert fresh.success and fresh.num_clicks == 1
+
+
+def test_the_click_limit_of_an_interaction_says_how_to_go_on(make_node):
+    node = make_node()
+    pts = scene()
+    cloud = cloud_msg(pts)
+    full = call(node, clicks=[(p, 1, 0, True) for p in pts[-200:]], reset=True, cloud=cloud)
+    assert full.success and full.num_clicks == 200, full.message
+    more = call(node, clicks=[(pts[0], 1, 0, True)], cloud=cloud)
+    assert not more.success and "interaction 'k' holds 200 click(s)" in more.message
+    assert 'reset: true' in more.message
+    again = call(node, clicks=[(pts[0], 1, 0, True)], reset=True, cloud=cloud)
+    assert again.success and again.num_clicks == 1
 
 
 def test_empty_old_and_oversized_clouds_are_refused(make_node):
@@ -110,7 +146,7 @@ def test_empty_old_and_oversized_clouds_are_refused(make_node):
     resp = call(node, clicks=[((0, 0, 0), 1, 0, True)])
     assert not resp.success and 'more than max_points (1000)' in resp.message
     node._on_cloud(cloud_msg(scene(800)))
-    node._latest = (node._latest[0], node._latest[1] - 1.0)   # received a second ago
+    time.sleep(0.2)   # the cloud is now older than max_cloud_age
     resp = call(node, clicks=[((0, 0, 0), 1, 0, True)])
     assert not resp.success and 'max_cloud_age' in resp.message
 

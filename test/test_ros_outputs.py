@@ -98,6 +98,7 @@ def set_target_frame(ros, value):
 
 def segment(ros, reset=True):
     req = srvs.ClickSegment.Request()
+    req.interaction_id = 'outputs'   # one click history for this module's calls
     req.reset = reset
     req.cloud = ros.cloud
     click = msgs.Click(object_id=1, positive=True)

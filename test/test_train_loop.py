@@ -61,7 +61,7 @@ def _train_cli(tmp_path, name, scene_file, *extra):
            '--threads', '1', '--no-progress', *extra]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
-    return torch.load(tmp_path / name / 'checkpoint.pt', weights_only=False)
+    return torch.load(tmp_path / name / 'checkpoint.pt', weights_only=True)
 
 
 def test_resume_is_exact(minkowski, scene_file, tmp_path):

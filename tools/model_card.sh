@@ -13,6 +13,8 @@
 #   MODEL_CARD_INDOOR_COUNT / MODEL_CARD_LIDAR_COUNT  held-out scenes (default 24 / 16)
 #   MODEL_CARD_REUSE_SCENES=1  keep scenes already in OUT/scenes (default: regenerate)
 #   MODEL_CARD_ABLATIONS=0     skip the inference-time ablations
+#   MODEL_CARD_SYNTHETIC=0     only the real development set (no synthetic scenes)
+#   MODEL_CARD_REAL_DEV=0      skip the real development set
 #   MODEL_CARD_NICE     nice level (default 10); OMP_NUM_THREADS defaults to 1
 #   MODEL_CARD_JOBS     evaluations run at once (default 1; one per core is the useful maximum)
 #
@@ -58,9 +60,9 @@ scenes_lidar="$out/scenes/lidar"
 if [ "${MODEL_CARD_REUSE_SCENES:-0}" != 1 ]; then
   rm -rf "$scenes_indoor" "$scenes_lidar"
 fi
-[ -d "$scenes_indoor" ] || pp synth --kind indoor --size normal --count "$n_indoor" \
+[ "${MODEL_CARD_SYNTHETIC:-1}" = 0 ] || [ -d "$scenes_indoor" ] || pp synth --kind indoor --size normal --count "$n_indoor" \
   --seed 900000 --out "$scenes_indoor"
-[ -d "$scenes_lidar" ] || pp synth --kind lidar --count "$n_lidar" --seed 900000 \
+[ "${MODEL_CARD_SYNTHETIC:-1}" = 0 ] || [ -d "$scenes_lidar" ] || pp synth --kind lidar --count "$n_lidar" --seed 900000 \
   --out "$scenes_lidar"
 
 common=(--max-clicks "$max_clicks" --device cpu)
@@ -98,6 +100,17 @@ if [ "${MODEL_CARD_REAL_DEV:-1}" != 0 ]; then
   evaluate dev_tabletop_val_1cm --real-dev tabletop --split val --click-voxel 0.01 \
     --model preset --model baseline
 fi
+if [ "${MODEL_CARD_SYNTHETIC:-1}" != 0 ]; then
+# The shipped weights as they ship (geodesic object masks, decoder parts), then the click
+# decoder's own object masks on the same weights (*_decoder rows; the ablations below are all
+# on the decoder path, which is what their flags change).
+dec=(--override object_masks=decoder)
+evaluate indoor_all-part_decoder --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
+  --model "$ckpt_indoor" "${dec[@]}"
+evaluate indoor_object_decoder --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol object \
+  --objects-per-sample 1 --model "$ckpt_indoor" "${dec[@]}"
+evaluate lidar_object_decoder --scenes "$scenes_lidar" "${per_lidar[@]}" --protocol object \
+  --objects-per-sample 1 --model "$ckpt_lidar" "${dec[@]}"
 evaluate indoor_all-part --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
   --model "$ckpt_indoor" --model baseline
 evaluate indoor_random-part --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol random-part \
@@ -124,41 +137,43 @@ print(str(not getattr(config, sys.argv[2])).lower())
 EOF
 )
     evaluate "ablation_${flag}" --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
-      --model "$ckpt_indoor" --override "$flag=$value"
+      --model "$ckpt_indoor" "${dec[@]}" --override "$flag=$value"
   done
   # The focus box off: the backbone sees the whole room / sweep (docs/model.md, "Focus box").
   evaluate ablation_focus_half_extent --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
-    --model "$ckpt_indoor" --override focus_half_extent=0
+    --model "$ckpt_indoor" "${dec[@]}" --override focus_half_extent=0
   PINPOINT3D_REAL_DATA="$real_data" evaluate ablation_focus_half_extent_real --real \
-    --objects-per-sample 1 --model "$ckpt_lidar" --override focus_half_extent=0
+    --objects-per-sample 1 --model "$ckpt_lidar" "${dec[@]}" --override focus_half_extent=0
   # Connectivity off: every voxel the decoder labels is kept (docs/model.md, "Mask
   # connectivity").
   evaluate ablation_component_gap_voxels --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
-    --model "$ckpt_indoor" --override component_gap_voxels=0
+    --model "$ckpt_indoor" "${dec[@]}" --override component_gap_voxels=0
   evaluate ablation_component_gap_voxels_lidar --scenes "$scenes_lidar" "${per_lidar[@]}" --protocol object \
-    --objects-per-sample 1 --model "$ckpt_lidar" --override component_gap_voxels=0
+    --objects-per-sample 1 --model "$ckpt_lidar" "${dec[@]}" --override component_gap_voxels=0
   PINPOINT3D_REAL_DATA="$real_data" evaluate ablation_component_gap_voxels_real --real \
-    --objects-per-sample 1 --model "$ckpt_lidar" --override component_gap_voxels=0
+    --objects-per-sample 1 --model "$ckpt_lidar" "${dec[@]}" --override component_gap_voxels=0
   # Part prior off: the part decoder alone splits an object (docs/model.md, "Part prior").
   # Part protocols only: neither the prior nor the claim ever changes an object mask.
   evaluate ablation_part_prior_voxels --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
-    --model "$ckpt_indoor" --override part_prior_voxels=0
+    --model "$ckpt_indoor" "${dec[@]}" --override part_prior_voxels=0
   evaluate ablation_part_prior_voxels_lidar --scenes "$scenes_lidar" "${per_lidar[@]}" --protocol all-part \
-    --model "$ckpt_lidar" --override part_prior_voxels=0
+    --model "$ckpt_lidar" "${dec[@]}" --override part_prior_voxels=0
   # Object logit bias on, as the synthetic validation sets chose it (docs/model.md, "Object
   # logit bias"): it helps on synthetic scenes and hurts on the real scans, so it ships off.
   evaluate ablation_object_logit_bias --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol object \
-    --objects-per-sample 1 --model "$ckpt_indoor" --override object_logit_bias=6
+    --objects-per-sample 1 --model "$ckpt_indoor" "${dec[@]}" --override object_logit_bias=6
   evaluate ablation_object_logit_bias_lidar --scenes "$scenes_lidar" "${per_lidar[@]}" --protocol object \
-    --objects-per-sample 1 --model "$ckpt_lidar" --override object_logit_bias=6
+    --objects-per-sample 1 --model "$ckpt_lidar" "${dec[@]}" --override object_logit_bias=6
   PINPOINT3D_REAL_DATA="$real_data" evaluate ablation_object_logit_bias_real --real \
-    --objects-per-sample 1 --model "$ckpt_lidar" --override object_logit_bias=6
+    --objects-per-sample 1 --model "$ckpt_lidar" "${dec[@]}" --override object_logit_bias=6
   # The fourth release's inference on the same weights: the click claim instead of the prior.
-  fourth=(--override click_claim_voxels=3 --override part_prior_voxels=0)
+  fourth=("${dec[@]}" --override click_claim_voxels=3 --override part_prior_voxels=0)
   evaluate fourth_release --scenes "$scenes_indoor" "${per_indoor[@]}" --protocol all-part \
     --model "$ckpt_indoor" "${fourth[@]}"
   evaluate fourth_release_lidar --scenes "$scenes_lidar" "${per_lidar[@]}" --protocol all-part \
     --model "$ckpt_lidar" "${fourth[@]}"
+fi
+
 fi
 
 # Parallel mode: every evaluation must have succeeded (a failed one fails the card).
@@ -214,8 +229,9 @@ for name in dev:
                       + ' | | |')
 print()
 print('Synthetic scenes (held-out seeds; not the product accuracy):\n')
-order = ['indoor_all-part', 'indoor_random-part', 'indoor_object', 'lidar_object',
-         'lidar_all-part', 'real_object', 'ablation_tam_all_layers',
+order = ['indoor_all-part', 'indoor_all-part_decoder', 'indoor_random-part', 'indoor_object',
+         'indoor_object_decoder', 'lidar_object', 'lidar_object_decoder', 'lidar_all-part',
+         'real_object', 'ablation_tam_all_layers',
          'ablation_gate_parts_by_object', 'ablation_part_queries_from_refined',
          'ablation_scene_norm_stats', 'ablation_focus_half_extent',
          'ablation_focus_half_extent_real', 'ablation_component_gap_voxels',

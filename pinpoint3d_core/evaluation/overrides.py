@@ -46,6 +46,8 @@ def _convert(key, text, default):
             if low in _FALSE:
                 return False
             raise ValueError(text)
+        if isinstance(default, str):
+            return text.strip()
         if isinstance(default, tuple):
             return tuple(int(v) for v in low.replace('(', '').replace(')', '').split(',')
                          if v.strip())

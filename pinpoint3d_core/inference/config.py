@@ -71,8 +71,10 @@ class InferenceConfig:
     # Handcrafted link costs (baseline): length x (1 + w_n normal change + w_c colour change).
     normal_weight: float = 4.0
     colour_weight: float = 12.0
-    # Learned link costs: length + this many voxel sizes per nat of -log(1 - P(boundary)).
+    # Learned link costs: base + this many voxel sizes per nat of -log(1 - P(boundary)), the
+    # base being the handcrafted costs above (True) or the bare link length (False).
     boundary_weight: float = 20.0
+    boundary_over_handcrafted: bool = False
     # Parts under geodesic object masks: 'geodesic' = nearest part click inside the object;
     # 'decoder' = the part decoder's labels where it agrees on the object, else the nearest
     # part click (needs a checkpoint with a click decoder).

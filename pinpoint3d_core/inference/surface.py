@@ -212,7 +212,14 @@ class SurfaceGraph:
         f = self.link_features
         return self.links.length * (1.0 + normal_weight * f[:, 1] + colour_weight * f[:, 5])
 
-    def learned_costs(self, cut_probability: np.ndarray, weight: float) -> np.ndarray:
-        """Link lengths plus ``weight`` voxel sizes per nat of -log(1 - P(boundary))."""
+    def learned_costs(self, cut_probability: np.ndarray, weight: float,
+                      base: Optional[np.ndarray] = None) -> np.ndarray:
+        """
+        ``base`` (default: link lengths) plus ``weight`` voxel sizes per nat of -log(1 - P).
+
+        With the handcrafted costs as ``base`` a weight of 0 is exactly the baseline, so the
+        weight tuned on training scans can only add what the network knows.
+        """
         p = np.clip(np.asarray(cut_probability, dtype=np.float64), 0.0, 1.0 - 1e-6)
-        return self.links.length + weight * self.voxel * -np.log1p(-p)
+        base = self.links.length if base is None else base
+        return base + weight * self.voxel * -np.log1p(-p)

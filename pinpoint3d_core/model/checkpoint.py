@@ -90,18 +90,55 @@ def save_checkpoint(path, model, metadata=None, training_state=None, inference=N
     return path
 
 
+_READ_ERRORS = (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
+                OSError)
+
+
+def safe_torch_load(path, map_location='cpu', what='checkpoint', safe_globals=()):
+    """
+    ``torch.load`` with ``weights_only=True``: tensors and plain containers only, never code.
+
+    Every project file (weights, training state) is loaded here, so a crafted pickle cannot
+    run. Failures become CheckpointError; torch's advice to switch the protection off is not
+    passed on (a file that needs it is not a pinpoint3d file).
+    """
+    try:
+        with torch.serialization.safe_globals(list(safe_globals)):
+            return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        detail = _unpickler_detail(str(exc))
+        raise CheckpointError(
+            f'{what} {path} was refused: it holds Python objects other than tensors and '
+            f'plain containers ({detail}). pinpoint3d never runs code from a file; write '
+            'checkpoints with pinpoint3d (save_checkpoint, or pinpoint3d train) and load '
+            'only files you trust.') from None
+    except _READ_ERRORS as exc:
+        raise CheckpointError(
+            f'{what} {path} cannot be read (truncated or not a torch file?): '
+            f'{_unpickler_detail(str(exc))}') from None
+
+
+def _unpickler_detail(text):
+    """Keep what names the problem from a torch error; drop its advice to lift the check."""
+    found = re.search(r'Unsupported global: GLOBAL (\S+)', text)
+    if found:
+        return f'it would call {found.group(1)!r}'
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith('WeightsUnpickler error:'):
+            return line.split('. Please use', 1)[0].split(' Please use', 1)[0]
+    keep = [line.strip() for line in text.splitlines()
+            if line.strip() and not any(w in line for w in (
+                'weights_only', 'arbitrary code', 'safe_globals', 'trust'))]
+    return ' '.join(keep)[:300] or 'unreadable'
+
+
 def read_checkpoint(path):
     """Load a project checkpoint dict with clear errors for missing/truncated/foreign files."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f'checkpoint {path} does not exist')
-    try:
-        data = torch.load(path, map_location='cpu', weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
-            OSError) as exc:
-        raise CheckpointError(
-            f'checkpoint {path} cannot be read (truncated or not a torch file?): {exc}'
-        ) from None
+    data = safe_torch_load(path)
     if not isinstance(data, dict) or data.get('format') != FORMAT:
         hint = ''
         if isinstance(data, dict) and 'model' in data:
@@ -350,10 +387,6 @@ def load_official_checkpoint(path):
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f'official checkpoint {path} does not exist')
-    try:
-        with torch.serialization.safe_globals([argparse.Namespace]):
-            data = torch.load(path, map_location='cpu', weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError,
-            OSError) as exc:
-        raise CheckpointError(f'official checkpoint {path} cannot be read: {exc}') from None
+    data = safe_torch_load(path, what='official checkpoint',
+                           safe_globals=[argparse.Namespace])
     return load_official_state_dict(data)

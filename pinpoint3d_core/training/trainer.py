@@ -248,14 +248,23 @@ def set_threads(n):
 
 
 def _rng_state():
-    return {'torch': torch.get_rng_state(), 'numpy': np.random.get_state(),
-            'python': random.getstate()}
+    """Every generator's state as tensors and plain containers (loadable weights_only)."""
+    kind, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {'torch': torch.get_rng_state(),
+            'numpy': {'kind': str(kind), 'keys': torch.from_numpy(keys.astype(np.int64)),
+                      'pos': int(pos), 'has_gauss': int(has_gauss), 'cached': float(cached)},
+            'python': {'version': int(version), 'internal': [int(v) for v in internal],
+                       'gauss': gauss}}
 
 
 def _set_rng_state(state):
     torch.set_rng_state(state['torch'])
-    np.random.set_state(state['numpy'])
-    random.setstate(state['python'])
+    n = state['numpy']
+    np.random.set_state((n['kind'], n['keys'].numpy().astype(np.uint32), n['pos'],
+                         n['has_gauss'], n['cached']))
+    p = state['python']
+    random.setstate((p['version'], tuple(p['internal']), p['gauss']))
 
 
 def save_training_checkpoint(path, model, optimizer, scheduler, step, cfg):
@@ -283,10 +292,8 @@ def export_model(path, model, cfg, step):
 
 def load_init(model, path):
     """Load model weights for ``--init``: a project checkpoint or a training checkpoint."""
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=False)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise CheckpointError(f'{path}: cannot read checkpoint ({exc})') from exc
+    from pinpoint3d_core.model.checkpoint import safe_torch_load
+    state = safe_torch_load(path, what='--init checkpoint')
     weights = None
     if isinstance(state, dict):
         weights = state.get('state_dict', state.get('model'))
@@ -409,7 +416,12 @@ class Trainer:
     def _resume(self):
         if not os.path.isfile(self.ckpt_path):
             raise CheckpointError(f'{self.ckpt_path}: nothing to resume (run without --resume)')
-        state = torch.load(self.ckpt_path, map_location=self.device, weights_only=False)
+        from pinpoint3d_core.model.checkpoint import safe_torch_load
+        state = safe_torch_load(self.ckpt_path, map_location=self.device,
+                                what='training checkpoint')
+        if not isinstance(state, dict) or not isinstance(state.get('rng', {}).get('numpy'), dict):
+            raise CheckpointError(f'{self.ckpt_path} was written by an older pinpoint3d whose '
+                                  'resume state cannot be loaded safely; start the run again')
         saved = state.get('train_config', {})
         for key in ('model', 'stage', 'batch_size', 'seed'):
             if key in saved and saved[key] != getattr(self.cfg, key):
