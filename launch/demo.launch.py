@@ -3,6 +3,7 @@ Demo: a synthetic scan played on /points, the node, RViz, and optionally the scr
 
   ros2 launch pinpoint3d demo.launch.py                 # click in RViz (Publish Point)
   ros2 launch pinpoint3d demo.launch.py sensor:=lidar   # kitti_lidar.yaml and its weights
+  ros2 launch pinpoint3d demo.launch.py sensor:=tabletop  # a camera-frame RGB-D table scene
   ros2 launch pinpoint3d demo.launch.py run_planner:=true use_rviz:=false
 """
 
@@ -17,7 +18,10 @@ from launch_ros.actions import Node
 from launch_ros.substitutions import FindPackageShare
 
 # Parameter file of each synthetic sensor (its preset picks the weights).
-SENSOR_CONFIGS = {'indoor': 'indoor_rgbd.yaml', 'lidar': 'kitti_lidar.yaml'}
+SENSOR_CONFIGS = {'indoor': 'indoor_rgbd.yaml', 'lidar': 'kitti_lidar.yaml',
+                  'tabletop': 'tabletop_rgbd.yaml'}
+# Frame the scene player publishes each sensor's cloud in (scene_player.default_frame).
+SENSOR_FRAMES = {'tabletop': 'camera_depth_optical_frame'}
 RESULT_FILES = ('scene.npz', 'segmentation.ply', 'segmentation.png', 'summary.json')
 
 
@@ -49,7 +53,7 @@ def _include_main(context):
             'config': _config(context),
             'checkpoint': LaunchConfiguration('checkpoint'),
             'input_topic': '/points',
-            'fixed_frame': 'map',                 # the scene player's frame
+            'fixed_frame': SENSOR_FRAMES.get(context.launch_configurations['sensor'], 'map'),
             'use_rviz': LaunchConfiguration('use_rviz'),
         }.items(),
     )]
@@ -59,10 +63,12 @@ def generate_launch_description():
     """Include pinpoint3d.launch.py and add the scene player (and planner)."""
     return LaunchDescription([
         DeclareLaunchArgument('sensor', default_value='indoor',
-                              description="synthetic scan to play: 'indoor' (RGB-D) or 'lidar'"),
+                              description="synthetic scan to play: 'indoor' (RGB-D), 'lidar' "
+                                          "or 'tabletop' (RGB-D frame, camera optical frame)"),
         DeclareLaunchArgument(
             'config', default_value='',
-            description="parameter file; '' = the sensor's (indoor_rgbd.yaml, kitti_lidar.yaml)"),
+            description="parameter file; '' = the sensor's (indoor_rgbd.yaml, kitti_lidar.yaml, "
+                        'tabletop_rgbd.yaml)'),
         DeclareLaunchArgument('checkpoint', default_value='',
                               description="model checkpoint; '' = the preset's weights"),
         DeclareLaunchArgument('use_rviz', default_value='true', description='start RViz'),

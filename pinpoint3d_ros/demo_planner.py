@@ -3,7 +3,8 @@ A scripted client that uses the node the way a manipulation planner would.
 
 It picks the object with the most parts in the played scene, asks for the object with one
 click, then for each part with one click on it, and scores the answers against the scene's
-ground truth. Results: a labelled PLY, a PNG picture and a JSON summary in ``--out``.
+ground truth. Results: a labelled PLY, a PNG picture (with the picked object's box, what a
+grasp planner would use) and a JSON summary in ``--out``.
 """
 
 import argparse
@@ -51,25 +52,52 @@ def iou(a, b):
     return float(np.count_nonzero(a & b) / union) if union else 0.0
 
 
+def camera_frame(scene):
+    """Return True for clouds in a camera optical frame (x right, y down, z forward)."""
+    meta = getattr(scene, 'meta', None) or {}
+    return meta.get('kind') == 'tabletop' or 'optical' in str(meta.get('frame', ''))
+
+
 def write_png(path, points, gt_colors, pred_colors, target_mask, title,
-              columns=('ground truth', 'prediction')):
-    """Draw the scene from above and the target from the side: reference vs prediction."""
+              columns=('ground truth', 'prediction'), boxes=(), optical=False):
+    """
+    Draw the scene and the target: reference vs prediction, with the target's boxes.
+
+    Room and street scans (z up) are seen from above and from the side; camera-frame clouds
+    (``optical``: tabletop frames) as the camera sees them (x right, y down) and from the side.
+    ``boxes``: (centre, size, style) axis-aligned boxes drawn in every panel.
+    """
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
     finite = np.isfinite(points).all(axis=1)
-    around = finite & _near(points, target_mask, 4.0)
-    near = finite & _near(points, target_mask, 0.3)
+    if optical:
+        around = finite & _near(points, target_mask, 0.25)
+        near = finite & _near(points, target_mask, 0.05)
+        views = ((0, 1, around, 'target and 25 cm around, camera view'),
+                 (2, 1, near, 'target object from the side'))
+    else:
+        around = finite & _near(points, target_mask, 4.0)
+        near = finite & _near(points, target_mask, 0.3)
+        views = ((0, 1, around, 'target and 4 m around, from above'),
+                 (0, 2, near, 'target object from the side'))
     fig, axes = plt.subplots(2, 2, figsize=(12, 10))
-    views = ((0, 1, around, 'target and 4 m around, from above'),
-             (0, 2, near, 'target object from the side'))
     for row, (a, b, mask, label) in enumerate(views):
         for col, (colors, name) in enumerate(zip((gt_colors, pred_colors), columns)):
             ax = axes[row, col]
-            order = np.argsort(points[mask, 3 - a - b])   # draw far points first
+            depth = 3 - a - b
+            order = np.argsort(points[mask, depth])   # draw far points first
+            if optical:
+                order = order[::-1]                   # the camera looks along +z
             p, c = points[mask][order], colors[mask][order]
             ax.scatter(p[:, a], p[:, b], c=c / 255.0, s=1.0 if row == 0 else 2, linewidths=0)
-            ax.set_aspect('equal' if row == 0 else 'auto')
+            for centre, size, style in boxes:
+                lo = np.asarray(centre, float) - np.asarray(size, float) / 2
+                ax.add_patch(Rectangle((lo[a], lo[b]), size[a], size[b], fill=False, **style))
+            ax.set_aspect('equal' if row == 0 or optical else 'auto')
+            if optical:
+                ax.invert_yaxis()                     # y points down in the image
             ax.set_title(f'{name}: {label}')
             ax.set_xlabel('xyz'[a] + ' (m)')
             ax.set_ylabel('xyz'[b] + ' (m)')
@@ -77,6 +105,35 @@ def write_png(path, points, gt_colors, pred_colors, target_mask, title,
     fig.tight_layout()
     fig.savefig(path, dpi=110, format='png')
     plt.close(fig)
+
+
+def picked_box(response, object_id=1):
+    """Return the node's boxes of one answered object (None when it is not in the answer)."""
+    for obj in response.objects:
+        if obj.object_id != object_id:
+            continue
+        p, s = obj.box_pose.position, obj.box_size
+        out = {'centre': [p.x, p.y, p.z], 'size': [s.x, s.y, s.z], 'points': len(obj.indices)}
+        if hasattr(obj, 'oriented_box_size'):   # nodes that also send the oriented box
+            q, o, z = obj.oriented_box_pose.position, obj.oriented_box_pose.orientation, \
+                obj.oriented_box_size
+            out['oriented'] = {'centre': [q.x, q.y, q.z], 'quaternion_xyzw': [o.x, o.y, o.z, o.w],
+                               'size': [z.x, z.y, z.z]}
+        return out
+    return None
+
+
+def box_of(points):
+    """Return the axis-aligned box (centre, size) of points."""
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    return ((lo + hi) / 2).tolist(), (hi - lo).tolist()
+
+
+def share_inside(points, centre, size):
+    """Return the share of points inside an axis-aligned box (a grasp box must hold them)."""
+    lo = np.asarray(centre) - np.asarray(size) / 2 - 1e-6
+    hi = np.asarray(centre) + np.asarray(size) / 2 + 1e-6
+    return float(((points >= lo) & (points <= hi)).all(axis=1).mean()) if len(points) else 0.0
 
 
 def _near(points, mask, margin):
@@ -215,11 +272,26 @@ def run(args):
     for k, part in enumerate(parts[:len(good) - 1], start=1):
         part_iou[str(k)] = iou((pred_obj == 1) & (pred_part == k), scene.part_ids == part)
     untrained = 'UNTRAINED' in final.message
+    baseline = 'NO WEIGHTS' in final.message
+    weights = ('UNTRAINED (random) weights' if untrained else
+               "NO WEIGHTS: the preset's non-learned baseline" if baseline else
+               'trained checkpoint')
+    box = picked_box(final)
+    gt_centre, gt_size = box_of(pts[gt_obj])
+    if box is not None:
+        box['holds_target_share'] = share_inside(pts[gt_obj], box['centre'], box['size'])
+        # > 1: the box is larger than the object's (stray points widen an axis-aligned box)
+        box['volume_vs_truth'] = float(np.prod(box['size']) / max(np.prod(gt_size), 1e-12))
+    optical = camera_frame(scene)
     summary = {
         'scene': os.path.abspath(args.scene),
         'points': int(len(pts)),
+        'frame': 'camera optical frame (x right, y down, z forward)' if optical else
+                 'scene frame (z up)',
         'target': {'scene_object_id': target, 'name': name, 'parts': len(parts)},
-        'weights': 'UNTRAINED (random) weights' if untrained else 'trained checkpoint',
+        'weights': weights,
+        'box': box,
+        'ground_truth_box': {'centre': gt_centre, 'size': gt_size},
         'object_iou': iou(pred_obj == 1, gt_obj),
         'part_iou': part_iou,
         'mean_part_iou': float(np.mean(list(part_iou.values()))) if part_iou else None,
@@ -236,14 +308,24 @@ def run(args):
     gt_colors = label_colors(gt_local_obj, gt_local_part, 'part', scene.colors)
     title = (f"'{name}' (scene object {target}): object IoU {summary['object_iou']:.2f}, "
              f"mean part IoU {summary['mean_part_iou'] or 0:.2f}"
-             + (' - UNTRAINED weights' if untrained else ''))
+             + (' - UNTRAINED weights' if untrained else '')
+             + (" - the preset's baseline (no weights)" if baseline else '')
+             + '; boxes: picked (red), ground truth (dashed)')
+    boxes = [(gt_centre, gt_size, {'edgecolor': 'black', 'linestyle': '--', 'linewidth': 1})]
+    if box is not None:
+        boxes.append((box['centre'], box['size'], {'edgecolor': 'red', 'linewidth': 1.5}))
     paths = write_outputs(
         args.out, points, pred_obj, pred_part, pred_colors, summary,
         lambda path: write_png(path, np.asarray(points, np.float64), gt_colors, pred_colors,
-                               gt_obj, title))
+                               gt_obj, title, boxes=boxes, optical=optical))
     for label, r, rtt in steps:
         print(f'demo_planner: {label}: {r.message} (round trip {rtt:.1f} ms)')
     print(f"demo_planner: object IoU {summary['object_iou']:.3f}, part IoU {part_iou}")
+    if box is not None:
+        print('demo_planner: picked object box centre ({:.3f}, {:.3f}, {:.3f}) m, size '
+              '({:.3f}, {:.3f}, {:.3f}) m, holds {:.0%} of the object, {:.1f}x its true '
+              'box volume'.format(*box['centre'], *box['size'], box['holds_target_share'],
+                                  box['volume_vs_truth']))
     if untrained:
         print('demo_planner: NOTE: the node runs UNTRAINED weights, so IoU is meaningless')
     for kind, path in paths.items():

@@ -1,9 +1,10 @@
 """
 Publish a synthetic (or saved) labelled scan as a PointCloud2, like a sensor driver would.
 
-The scene comes from ``pinpoint3d_core.synth.generate_scene`` (indoor RGB-D or LiDAR) or from
-a scene .npz (``--npz``). ``--save`` writes the scene, ground truth included, so a client can
-score the segmentation; ``--generate-only`` stops after that.
+The scene comes from ``pinpoint3d_core.synth.generate_scene`` (indoor RGB-D, LiDAR or a
+tabletop RGB-D frame in the camera optical frame) or from a scene .npz (``--npz``). ``--save``
+writes the scene, ground truth included, so a client can score the segmentation;
+``--generate-only`` stops after that.
 """
 
 import argparse
@@ -24,6 +25,22 @@ def make_scene(args):
         return load_scene(args.npz)
     from pinpoint3d_core.synth import generate_scene
     return generate_scene(kind=args.sensor, seed=args.seed, mode=args.mode, size=args.size)
+
+
+OPTICAL_FRAME = 'camera_depth_optical_frame'
+
+
+def default_frame(scene):
+    """
+    Return the frame_id a driver would give this scene's cloud.
+
+    Camera-frame scenes (synthetic tabletop frames, real mOSD scans: x right, y down, z
+    forward) are published in the depth camera's optical frame (REP 103), the rest in 'map'.
+    """
+    meta = scene.meta or {}
+    if meta.get('kind') == 'tabletop' or 'optical' in str(meta.get('frame', '')):
+        return OPTICAL_FRAME
+    return 'map'
 
 
 def save_scene_atomic(path, scene):
@@ -78,7 +95,8 @@ class ScenePlayer(Node):
 def build_parser():
     """Return the command-line parser."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--sensor', choices=('indoor', 'lidar'), default='indoor')
+    parser.add_argument('--sensor', choices=('indoor', 'lidar', 'tabletop'), default='indoor',
+                        help='generator kind: indoor RGB-D, LiDAR, or a tabletop RGB-D frame')
     parser.add_argument('--seed', type=int, default=7)
     parser.add_argument('--mode', choices=('scan', 'single'), default='scan',
                         help='indoor: fused scan or one RGB-D frame')
@@ -87,7 +105,9 @@ def build_parser():
     parser.add_argument('--save', help='write the scene (.npz, with ground truth) here')
     parser.add_argument('--generate-only', action='store_true',
                         help='write --save and exit without ROS')
-    parser.add_argument('--frame', default='map', help='frame_id of the published cloud')
+    parser.add_argument('--frame', default='',
+                        help=f"frame_id of the published cloud (default: '{OPTICAL_FRAME}' for "
+                             "camera-frame scenes such as tabletop, else 'map')")
     parser.add_argument('--rate', type=float, default=1.0, help='publish rate in Hz')
     parser.add_argument('--count', type=int, default=0, help='stop after N messages (0: never)')
     return parser
@@ -108,7 +128,7 @@ def main(argv=None):
         return 0
     rclpy.init(args=argv)
     try:
-        node = ScenePlayer(scene, args.frame, args.rate, args.count)
+        node = ScenePlayer(scene, args.frame or default_frame(scene), args.rate, args.count)
         rclpy.spin(node)
     except (KeyboardInterrupt, ExternalShutdownException, SystemExit):
         pass

@@ -62,3 +62,36 @@ def test_demo_script_runs_and_writes_results(tmp_path):
     assert all(step['round_trip_ms'] > 0 for step in summary['steps'])
     if 'UNTRAINED' in summary['weights']:
         assert 'UNTRAINED' in out
+
+
+def test_tabletop_demo_plays_a_camera_frame_scene_and_boxes_the_pick(tmp_path):
+    env = ros_env(fresh_domain_id())
+    env.update(DEMO_OUT=str(tmp_path), DEMO_TIMEOUT='150')
+    proc = subprocess.run(['bash', os.path.join(ROOT, 'tools', 'demo.sh'), '--sensor', 'tabletop',
+                           '--size', 'small'], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=240)
+    out = proc.stdout.decode(errors='replace')
+    assert proc.returncode == 0, out[-3000:]
+    for name in ('segmentation.ply', 'segmentation.png', 'summary.json'):
+        assert os.path.getsize(tmp_path / name) > 0, name
+        assert str(tmp_path / name) in out
+    with open(tmp_path / 'summary.json') as f:
+        summary = json.load(f)
+    assert summary['frame'].startswith('camera optical frame')
+    assert summary['target']['parts'] >= 1 and not summary['failed']   # a mug or a bottle
+    box, truth = summary['box'], summary['ground_truth_box']
+    assert box is not None and box['points'] > 0 and 0.0 <= box['holds_target_share'] <= 1.0
+    assert all(0 < s < 0.6 for s in box['size'])           # a tabletop object, not the room
+    assert all(c > 0 for c in (box['centre'][2], truth['centre'][2]))   # in front of the camera
+    assert 'picked object box' in out
+    node = next(line for line in out.splitlines() if line.startswith('demo: node: '))
+    from pinpoint3d_core.presets import get_preset
+    if get_preset('tabletop').weights in node:
+        # the tabletop preset ran (its weights, or its baseline while they are absent): the
+        # one-click object mask on a synthetic frame must be a usable grasp target
+        assert summary['object_iou'] >= 0.5, summary
+        assert box['holds_target_share'] >= 0.8
+        if not os.path.isfile(os.path.join(ROOT, 'weights', 'pinpoint3d_tabletop.pt')):
+            assert 'NO WEIGHTS' in summary['weights'] and 'baseline' in out
+    else:   # a node without presets: the demo must say that it did not run the tabletop setting
+        assert 'WARNING: the node did not say it runs the tabletop preset' in out

@@ -17,6 +17,8 @@ CONFIGS = (
     ('lidar 64-beam normal', {'kind': 'lidar', 'size': 'normal', 'beams': 64}),
     ('lidar 32-beam normal', {'kind': 'lidar', 'size': 'normal', 'beams': 32}),
     ('lidar 64-beam small', {'kind': 'lidar', 'size': 'small', 'beams': 64}),
+    ('tabletop normal', {'kind': 'tabletop', 'size': 'normal'}),
+    ('tabletop small', {'kind': 'tabletop', 'size': 'small'}),
 )
 
 

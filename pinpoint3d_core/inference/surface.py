@@ -301,7 +301,7 @@ class SurfaceGraph:
     def learned_costs(self, cut_probability: np.ndarray, weight: float,
                       base: Optional[np.ndarray] = None) -> np.ndarray:
         """
-        ``base`` (default: link lengths) plus ``weight`` voxel sizes per nat of -log(1 - P).
+        Return ``base`` (default: link lengths) + ``weight`` voxel sizes per nat of -log(1 - P).
 
         With the handcrafted costs as ``base`` a weight of 0 is exactly the baseline, so the
         weight tuned on training scans can only add what the network knows.

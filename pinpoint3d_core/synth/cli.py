@@ -7,8 +7,9 @@ from pinpoint3d_core.errors import Pinpoint3DError
 
 def add_arguments(parser):
     """Register the synth options on an argparse (sub)parser."""
-    parser.add_argument('--kind', choices=('indoor', 'lidar'), default='indoor',
-                        help='indoor RGB-D rooms or outdoor LiDAR streets (default indoor)')
+    parser.add_argument('--kind', choices=('indoor', 'lidar', 'tabletop'), default='indoor',
+                        help='indoor RGB-D rooms, outdoor LiDAR streets or tabletop RGB-D '
+                             'frames (default indoor)')
     parser.add_argument('--count', type=int, default=10, help='number of scenes (default 10)')
     parser.add_argument('--seed', type=int, default=0, help='scene i uses seed SEED+i')
     parser.add_argument('--out', required=True, help='output folder (created if missing)')

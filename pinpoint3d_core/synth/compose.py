@@ -19,6 +19,7 @@ class World:
     def __init__(self):
         """Start an empty world (object and part ids start at 1)."""
         self._chunks = []
+        self._surface = []
         self.objects = {}
         self._next_part = 1
         # filled by generation: per-triangle object/part ids as they appear in the Scene
@@ -42,6 +43,7 @@ class World:
             self._chunks.append((v @ rot.T + pos, f, np.full(n, oid, np.int32),
                                  np.full(n, pid, np.int32), np.tile(part.rgb, (n, 1)),
                                  np.full(n, part.reflectivity)))
+            self._surface.append(np.tile(np.asarray(part.surface, float), (n, 1)))
         cat = obj.category
         rec = {'name': f'{cat.lower()}_{oid}', 'category': cat, 'has_parts': obj.has_parts,
                'stuff': obj.stuff, 'parent': parent, 'parts': {}, 'part_parent': {}}
@@ -59,6 +61,10 @@ class World:
         f = np.concatenate([c[1] + o for c, o in zip(self._chunks, offsets)]).astype(np.uint32)
         cols = [np.concatenate([c[i] for c in self._chunks]) for i in range(2, 6)]
         return (v, f, *cols)
+
+    def surface_arrays(self):
+        """Return (T, 2) per-triangle (shiny, transparent) in World.arrays() order."""
+        return np.concatenate(self._surface)
 
     def scene_part_mesh(self, part_id):
         """Vertices and triangles labelled ``part_id`` in the generated Scene."""
@@ -326,3 +332,216 @@ def street_world(rng, size='normal'):
     layout = {'lanes': lanes, 'road_width': float(road_w), 'sidewalk_width': float(walk_w),
               'ego_y': float(ego_lane)}
     return world, layout
+
+
+# ---------------------------------------------------------------- tabletop
+
+class _TableGrid:
+    """Occupancy of a table top at 4 mm; footprints are the convex hulls of the meshes."""
+
+    def __init__(self, half_x, half_y, cell=0.004):
+        self.cell, self.hx, self.hy = cell, half_x, half_y
+        self.occ = np.zeros((int(2 * half_x / cell), int(2 * half_y / cell)), bool)
+
+    def footprint(self, obj, yaw, center, margin=0.0):
+        """Return (i0, j0, mask) of the cells under the yawed object at ``center``, or None."""
+        from scipy.spatial import ConvexHull
+        xy = np.concatenate([p.mesh[0][:, :2] for p in obj.parts]) @ g.rot_z(yaw)[:2, :2].T
+        hull = ConvexHull(xy)
+        poly = xy[hull.vertices] + center
+        lo, hi = poly.min(0) - margin, poly.max(0) + margin
+        if lo[0] < -self.hx or lo[1] < -self.hy or hi[0] > self.hx or hi[1] > self.hy:
+            return None
+        i0, j0 = (np.floor((lo + [self.hx, self.hy]) / self.cell)).astype(int)
+        i1, j1 = (np.ceil((hi + [self.hx, self.hy]) / self.cell)).astype(int)
+        i1, j1 = min(i1, self.occ.shape[0]), min(j1, self.occ.shape[1])
+        ci = (np.arange(i0, i1) + 0.5) * self.cell - self.hx
+        cj = (np.arange(j0, j1) + 0.5) * self.cell - self.hy
+        pts = np.stack(np.meshgrid(ci, cj, indexing='ij'), -1) - center
+        eq = hull.equations  # n . x + d <= 0 inside (in the object's yawed frame)
+        inside = (pts @ eq[:, :2].T + eq[:, 2] <= margin).all(-1)
+        return i0, j0, inside
+
+    def free(self, fp):
+        """Return True when no cell of the footprint is taken."""
+        if fp is None:
+            return False
+        i0, j0, m = fp
+        return not (self.occ[i0:i0 + m.shape[0], j0:j0 + m.shape[1]] & m).any()
+
+    def take(self, fp):
+        """Mark the footprint's cells."""
+        i0, j0, m = fp
+        self.occ[i0:i0 + m.shape[0], j0:j0 + m.shape[1]] |= m
+
+
+def _table(rng):
+    """Table (stuff): a top with a visible front edge, and legs."""
+    o = ob.SynthObject('table', has_parts=False, stuff=True, rng=rng)
+    w, d = rng.uniform(1.0, 1.8), rng.uniform(0.75, 1.2)
+    h, t = rng.uniform(0.7, 0.78), rng.uniform(0.02, 0.045)
+    mat = ob._pick(rng, ('table_white', 'table_white', 'table_white', 'table_grey',
+                         'light_wood', 'white'))
+    legs = [g.box((0.05, 0.05, h - t), (sx * (w / 2 - 0.06), sy * (d / 2 - 0.06), (h - t) / 2))
+            for sx in (-1, 1) for sy in (-1, 1)]
+    o.add('table', g.merge([g.box((w, d, t), (0, 0, h - t / 2))] + legs), mat, jitter=0.04)
+    o.finish()
+    return o, w, d, h
+
+
+def _is_box(obj):
+    return obj.category == 'Box'
+
+
+def tabletop_world(rng, n_objects=None):
+    """
+    Build a table (its front edge, the floor below, a wall behind) with 3-15 objects on it.
+
+    Objects rest on the table top or on a box (stacked); some are pushed against a neighbour
+    until they touch. Returns (world, layout); layout has the table and the cluster centre
+    the camera looks at (world frame: z up, table top centred at x = y = 0, camera side -y).
+    """
+    world = World()
+    world.place(_stuff('floor', g.box((8, 8, 0.05), (0, 0, -0.025)),
+                       ob._pick(rng, ('floor', 'carpet', 'grey', 'dark_wood')), rng))
+    table, tw, td, th = _table(rng)
+    table_id = world.place(table)
+    wall_y = td / 2 + rng.uniform(0.05, 1.0)
+    world.place(_stuff('wall', g.box((8, 0.1, 2.6), (0, wall_y + 0.05, 1.3)),
+                       ob._pick(rng, ('wall', 'white', 'plaster', 'grey')), rng))
+    n = int(n_objects or rng.integers(3, 16))
+    cluster = np.array([rng.uniform(-0.15, 0.15) * tw, -td / 2 + rng.uniform(0.22, 0.4)])
+    spread = np.array([0.12, 0.08]) + 0.025 * n * rng.uniform(0.7, 1.3)
+    grid = _TableGrid(tw / 2 - 0.01, td / 2 - 0.01)
+    cats = list(ob.TABLETOP)
+    weights = np.array([ob.TABLETOP_WEIGHTS[c] for c in cats], float)
+    placed = []   # objects on the table top: (oid, obj, yaw, center, footprint polygon)
+    tops = []     # boxes whose top is free: (oid, obj, yaw, center, top z)
+    previous = None
+    for _ in range(n):
+        twin = previous is not None and rng.random() < 0.2   # a second, identical item
+        if twin:
+            obj = previous[1]
+        else:
+            cat = cats[rng.choice(len(cats), p=weights / weights.sum())]
+            obj = ob.TABLETOP[cat](rng)
+        mode = 'touch' if twin else rng.choice(('free', 'touch', 'stack'), p=(0.5, 0.33, 0.17))
+        where = None
+        if mode == 'stack' and tops:
+            where = _stack_on(rng, obj, tops)
+        if where is None and mode == 'touch' and placed:
+            where = _touch(rng, grid, obj, placed, previous if twin else None)
+        if where is None:
+            where = _free_spot(rng, grid, obj, cluster, spread)
+        if where is None:
+            continue
+        yaw, center, z, parent, fp = where
+        if fp is not None:
+            grid.take(fp)
+        oid = world.place(obj, yaw, (center[0], center[1], th + z), parent=parent or table_id)
+        world.objects[oid]['support_z'] = float(th + z)
+        if fp is not None:
+            placed.append((oid, obj, yaw, center, _hull(obj, yaw, center)))
+            previous = placed[-1]
+        if _is_box(obj) and min(obj.half_extent) > 0.03:
+            tops.append((oid, obj, yaw, center, z + obj.height))
+    layout = {'table': {'width': float(tw), 'depth': float(td), 'height': float(th)},
+              'wall_y': float(wall_y), 'cluster': [float(cluster[0]), float(cluster[1])],
+              'placed': len(world.objects) - 3}
+    return world, layout
+
+
+def _free_spot(rng, grid, obj, cluster, spread):
+    for _ in range(30):
+        yaw = rng.uniform(0, 2 * np.pi)
+        center = cluster + rng.uniform(-1, 1, 2) * spread
+        fp = grid.footprint(obj, yaw, center, margin=0.004)
+        if grid.free(fp):
+            return yaw, center, 0.0, None, grid.footprint(obj, yaw, center)
+    return None
+
+
+def _hull(obj, yaw, center):
+    """Convex footprint of the yawed object at ``center`` (counter-clockwise vertices)."""
+    from scipy.spatial import ConvexHull
+    xy = np.concatenate([p.mesh[0][:, :2] for p in obj.parts]) @ g.rot_z(yaw)[:2, :2].T
+    return xy[ConvexHull(xy).vertices] + center
+
+
+def _overlap(a, b):
+    """Return True when two convex polygons overlap (separating axis test)."""
+    for poly in (a, b):
+        edges = np.roll(poly, -1, axis=0) - poly
+        normals = np.stack([edges[:, 1], -edges[:, 0]], 1)
+        pa, pb = a @ normals.T, b @ normals.T
+        if ((pa.max(0) < pb.min(0)) | (pb.max(0) < pa.min(0))).any():
+            return False
+    return True
+
+
+def _touch(rng, grid, obj, placed, neighbour=None):
+    """
+    Slide the object towards a placed neighbour until it touches it (gap < 0.1 mm).
+
+    The 4 mm grid brings it close; the exact footprints then close the last millimetres, so
+    touching objects really touch, as boxes pushed together do. Aligned boxes are often flush
+    with their neighbour's side (one continuous face across both).
+    """
+    oid, other, oyaw, ocenter, opoly = neighbour or placed[int(rng.integers(len(placed)))]
+    aligned = _is_box(obj) and _is_box(other) and rng.random() < 0.7
+    yaw = oyaw + rng.integers(4) * np.pi / 2 + (0 if rng.random() < 0.5 else rng.normal(
+        0, 0.03)) if aligned else rng.uniform(0, 2 * np.pi)
+    phi = oyaw + rng.integers(4) * np.pi / 2 if aligned else rng.uniform(0, 2 * np.pi)
+    direction = np.array([np.cos(phi), np.sin(phi)])
+    side = np.array([-direction[1], direction[0]])
+    offset = 0.0
+    if aligned and rng.random() < 0.6:   # flush with one side of the neighbour
+        mine = np.abs((_hull(obj, yaw, (0, 0))) @ side).max()
+        theirs = np.abs((opoly - ocenter) @ side).max()
+        offset = rng.choice((-1, 1)) * (theirs - mine)
+    reach = max(other.half_extent) * 1.5 + max(obj.half_extent) * 1.5 + 0.02
+    start = ocenter + side * offset
+    last = None
+    for s in np.arange(reach, 0, -0.002):
+        fp = grid.footprint(obj, yaw, start + direction * s)
+        if not grid.free(fp):
+            break
+        last = s
+    if last is None:
+        return None
+    others = [q for *_, q in placed]
+
+    def clear(s):
+        poly = _hull(obj, yaw, start + direction * s)
+        return not any(_overlap(poly, q) for q in others)
+
+    if not clear(last):
+        return None
+    lo, hi = 0.0, min(last, 0.015)   # how much closer it can come
+    for _ in range(9):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if clear(last - mid) else (lo, mid)
+    center = start + direction * (last - lo)
+    return yaw, center, 0.0, None, grid.footprint(obj, yaw, center)
+
+
+def _stack_on(rng, obj, tops):
+    """Put the object on top of a box whose top it fits on; the box's top is then taken."""
+    for k in rng.permutation(len(tops)):
+        oid, box, byaw, bcenter, top = tops[k]
+        bx, by = box.half_extent
+        flush = _is_box(obj) and rng.random() < 0.5   # a side flush with the box below
+        yaw = byaw + rng.integers(4) * np.pi / 2 + (0 if flush else rng.normal(0, 0.1))
+        xy = np.concatenate([p.mesh[0][:, :2] for p in obj.parts]) @ g.rot_z(yaw - byaw)[:2, :2].T
+        ex = np.abs(xy).max(0)
+        slack = np.array([bx, by]) - ex
+        if (slack < -0.01).any() or top + obj.height > 0.45:
+            continue
+        local = rng.uniform(-1, 1, 2) * np.maximum(slack, 0) * 0.8
+        if flush:
+            axis = int(rng.integers(2))
+            local[axis] = rng.choice((-1, 1)) * slack[axis]
+        center = bcenter + g.rot_z(byaw)[:2, :2] @ local
+        tops.pop(k)
+        return yaw, center, top, oid, None
+    return None

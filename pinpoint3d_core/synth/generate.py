@@ -7,7 +7,7 @@ from pinpoint3d_core.synth import compose, sensors
 from scipy import ndimage
 
 GENERATOR_VERSION = '1.0'
-KINDS = ('indoor', 'lidar')
+KINDS = ('indoor', 'lidar', 'tabletop')
 MODES = ('scan', 'single')
 SIZES = ('normal', 'small')
 
@@ -26,10 +26,13 @@ def generate_scene(kind='indoor', seed=0, mode='scan', size='normal', noise=True
     """
     Generate one labelled scene, deterministic for ``seed``.
 
-    kind: 'indoor' (RGB-D) or 'lidar'; mode (indoor): 'scan' = fused trajectory thinned to
-    ScanNet density, 'single' = one robot-height frame with its occlusions; size: 'normal'
-    (~100k points) or 'small' (~10-30k, for tests and quick training); noise: False gives
-    exact surface points; beams (lidar): 64 or 32; parts with fewer than ``min_part_points``
+    kind: 'indoor' (RGB-D), 'lidar' or 'tabletop' (one Kinect/RealSense-like depth frame of
+    household objects on a table, in the camera optical frame, see :func:`render_tabletop`);
+    mode (indoor): 'scan' = fused trajectory thinned to ScanNet density, 'single' = one
+    robot-height frame with its occlusions (tabletop is always one frame); size: 'normal'
+    (~100k points; tabletop 640x480 pixels, ~150-250k points) or 'small' (~10-30k, for tests
+    and quick training; tabletop 320x240); noise: False gives exact surface points (and no
+    sensor artefacts); beams (lidar): 64 or 32; parts with fewer than ``min_part_points``
     points are merged into their parent part or dropped, so every listed part has points.
     """
     return generate_scene_and_world(kind, seed, mode, size, noise, beams, min_part_points,
@@ -46,6 +49,17 @@ def generate_scene_and_world(kind='indoor', seed=0, mode='scan', size='normal', 
     _check(int(min_part_points) >= 1, 'min_part_points must be >= 1')
     rng = np.random.default_rng(int(seed))
     noise = 1.0 if noise else 0.0
+    if kind == 'tabletop':
+        world, layout = compose.tabletop_world(rng)
+        hits, colors, sensor, table = render_tabletop(world, layout, rng, size, noise)
+        meta = {'generator': 'pinpoint3d_core.synth', 'generator_version': GENERATOR_VERSION,
+                'format_version': FORMAT_VERSION, 'kind': kind, 'mode': 'single',
+                'size': size, 'seed': int(seed), 'noise': bool(noise), 'units': 'm',
+                'frame': 'camera optical frame (x right, y down, z forward); not '
+                         'gravity-aligned', 'sensor': sensor, 'layout': layout, **table}
+        scene = _finalize(hits, world.arrays(), world, colors, None, np.zeros(3), meta,
+                          min_part_points)
+        return scene, world
     if kind == 'indoor':
         world, room, grid = compose.indoor_world(rng, size, ceiling)
         arrays = world.arrays()
@@ -77,6 +91,56 @@ def generate_scene_and_world(kind='indoor', seed=0, mode='scan', size='normal', 
         meta['intensity_range'] = [0.0, 1.0]
     scene = _finalize(hits, arrays, world, colors, intensity, origin, meta, min_part_points)
     return scene, world
+
+
+def tabletop_camera_pose(layout, rng):
+    """
+    Camera position and camera-to-world rotation looking at the objects on the table.
+
+    A head or wrist camera 0.6-1.0 m from the objects, 35-65 degrees down, from the table's
+    near side (-y) with up to 35 degrees of azimuth and a little roll.
+    """
+    table = layout['table']
+    target = np.array([*layout['cluster'], table['height']]) + np.append(
+        rng.normal(0, 0.03, 2), 0)
+    dist = rng.uniform(0.62, 1.02)
+    pitch = -np.radians(rng.uniform(35, 65))
+    yaw = np.pi / 2 + np.radians(rng.uniform(-35, 35))
+    rot = sensors.look_rotation(yaw, pitch)
+    roll = np.radians(rng.normal(0, 3))
+    c, s = np.cos(roll), np.sin(roll)
+    rot = rot @ np.array([[c, -s, 0], [s, c, 0], [0, 0, 1.0]])  # about the optical axis
+    position = target - rot[:, 2] * dist
+    return position, rot, target
+
+
+def render_tabletop(world, layout, rng, size='normal', noise=1.0):
+    """
+    One structured-light frame of a tabletop world, points in the camera optical frame.
+
+    Returns (hits, colours, sensor meta, table meta); table meta gives ``table_up`` (unit
+    normal of the table top, towards the camera) and ``table_centre`` (a point on it) in the
+    camera frame, as the real mOSD scans do.
+    """
+    cam = sensors.random_depth_camera(rng, size)
+    position, rot, target = tabletop_camera_pose(layout, rng)
+    arrays = world.arrays()
+    caster = sensors.Raycaster(arrays)
+    light = np.array([*rng.normal(0, 0.3, 2), 1.0])
+    light /= np.linalg.norm(light)
+    hits, colors, counts = sensors.structured_light_frame(
+        caster, cam, position, rot, arrays[4], world.surface_arrays(), rng, noise, light,
+        rng.uniform(0.8, 1.15) if noise else 1.0)
+    fx, fy, cx, cy = cam.intrinsics()
+    sensor = {'type': 'rgbd', 'mode': 'single', 'model': 'structured light / active stereo',
+              'width': cam.width, 'height': cam.height, 'fx': fx, 'fy': fy, 'cx': cx,
+              'cy': cy, 'baseline': cam.baseline, 'projector_side': cam.projector_side,
+              'sigma_1m': cam.sigma_1m, 'disparity_c': cam.disparity_c,
+              'colour_offset': list(cam.colour_offset), 'artefacts': counts,
+              'position': np.round(position, 6).tolist(), 'rotation': rot.tolist()}
+    table = {'table_up': (rot.T @ np.array([0, 0, 1.0])).tolist(),
+             'table_centre': (rot.T @ (target - position)).tolist()}
+    return hits, colors, sensor, table
 
 
 def _check(ok, message):

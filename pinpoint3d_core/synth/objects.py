@@ -65,6 +65,7 @@ class Part:
     rgb: np.ndarray
     reflectivity: float
     parent: int = None
+    surface: tuple = (0.0, 0.0)   # (shiny, transparent) for depth-camera drop-outs
 
 
 @dataclass
@@ -82,13 +83,15 @@ class SynthObject:
 
     def add(self, name, mesh, material, parent=None, jitter=0.08):
         """Add a part (material: MATERIALS key or (rgb, reflectivity)); return its index."""
-        rgb, refl = MATERIALS[material] if isinstance(material, str) else material
+        rgb, refl = MATERIALS[material] if isinstance(material, str) else material[:2]
+        surface = (TABLETOP_SURFACE.get(material, (0.0, 0.0)) if isinstance(material, str)
+                   else tuple(material[2:4]) or (0.0, 0.0))
         rgb = np.asarray(rgb, float)
         if self.rng is not None and jitter:
             rgb = rgb + self.rng.normal(0, jitter, 3)
             refl = refl * self.rng.uniform(0.8, 1.2)
         self.parts.append(Part(name, mesh, np.clip(rgb, 0, 1), float(np.clip(refl, 0, 1)),
-                               parent))
+                               parent, surface))
         return len(self.parts) - 1
 
     def finish(self):
@@ -622,3 +625,150 @@ def building(rng, length=None):
     _add_m(o, 'door', g.box((1.2, 0.06, 2.2), (rng.uniform(-length / 3, length / 3), -0.03, 1.1)),
            MATERIALS['dark_wood'])
     return o.finish()
+
+
+# ---------------------------------------------------------------- tabletop (household, 5-30 cm)
+
+# materials of things on a table (printed cardboard, tins, fruit, table tops); how a depth
+# camera fails on a material is in TABLETOP_SURFACE
+MATERIALS.update({
+    'cardboard': ((0.62, 0.48, 0.33), 0.35),
+    'print_white': ((0.88, 0.87, 0.84), 0.5),
+    'tin': ((0.72, 0.73, 0.75), 0.6),
+    'terracotta': ((0.66, 0.36, 0.24), 0.3),
+    'fruit_green': ((0.45, 0.62, 0.20), 0.3),
+    'fruit_orange': ((0.90, 0.50, 0.10), 0.3),
+    'table_white': ((0.84, 0.80, 0.78), 0.4),
+    'table_grey': ((0.62, 0.60, 0.60), 0.35),
+})
+# material -> (shiny 0..1: specular drop-outs, transparent 0..1: rays that pass through)
+TABLETOP_SURFACE = {'metal': (0.6, 0.0), 'tin': (0.7, 0.0), 'glass': (0.5, 0.6),
+                    'ceramic': (0.25, 0.0), 'black': (0.2, 0.0), 'plastic_red': (0.1, 0.0),
+                    'plastic_blue': (0.1, 0.0), 'plastic_yellow': (0.1, 0.0)}
+BOX_MATERIALS = ('cardboard', 'print_white', 'plastic_red', 'plastic_blue', 'plastic_yellow',
+                 'black', 'fabric_green', 'grey', 'white')
+SOFT_MATERIALS = ('fabric_blue', 'fabric_red', 'fabric_green', 'fabric_beige', 'fruit_green',
+                  'fruit_orange', 'cloth', 'leather')
+
+
+def _printed(rng, material):
+    """Return the material, or more often a random printed colour (packaging)."""
+    if rng.random() < 0.4:
+        return material
+    rgb = tuple(np.clip(rng.uniform(0.25, 1.0, 3), 0, 1))
+    return (rgb, MATERIALS[material][1]) + TABLETOP_SURFACE.get(material, (0.0, 0.0))
+
+
+def _log_uniform(rng, lo, hi, size=None):
+    return np.exp(rng.uniform(np.log(lo), np.log(hi), size))
+
+
+def household_box(rng):
+    """Box of any aspect ratio (cube, book, carton, bar, tray), 3-30 cm sides, lying flat."""
+    o = SynthObject('Box', has_parts=False, rng=rng)
+    shape = _pick(rng, ('cube', 'flat', 'tall', 'long', 'any'))
+    if shape == 'cube':
+        s = np.full(3, rng.uniform(0.07, 0.25)) * rng.uniform(0.85, 1.15, 3)
+    elif shape == 'flat':
+        s = np.array([rng.uniform(0.12, 0.3), rng.uniform(0.1, 0.25), rng.uniform(0.02, 0.07)])
+    elif shape == 'tall':
+        s = np.array([rng.uniform(0.08, 0.22), rng.uniform(0.04, 0.1), rng.uniform(0.15, 0.3)])
+    elif shape == 'long':
+        s = np.array([rng.uniform(0.15, 0.3), rng.uniform(0.03, 0.08), rng.uniform(0.03, 0.08)])
+    else:
+        s = _log_uniform(rng, 0.04, 0.3, 3)
+        s[rng.integers(3)] = max(s.max(), 0.05)
+    s = np.clip(s, 0.02, 0.3)
+    o.add('body', g.box(s, (0, 0, s[2] / 2)), _printed(rng, _pick(rng, BOX_MATERIALS)),
+          jitter=0.05)
+    return o.finish()
+
+
+def can(rng):
+    """Tin can or drink can, upright or lying on its side (no parts)."""
+    o = SynthObject('Can', has_parts=False, rng=rng)
+    r, h = rng.uniform(0.025, 0.05), rng.uniform(0.06, 0.16)
+    mat = _printed(rng, 'tin')
+    if rng.random() < 0.2:  # lying: axis along x, resting on the table
+        o.add('body', g.cylinder(r, h, (0, 0, r), axis='x', resolution=20), mat)
+    else:
+        o.add('body', g.cylinder(r, h, (0, 0, h / 2), resolution=20), mat)
+    return o.finish()
+
+
+def bowl(rng):
+    """Bowl: a thin-walled lathe, open at the top (no parts)."""
+    o = SynthObject('Bowl', has_parts=False, rng=rng)
+    big, h = rng.uniform(0.06, 0.14), rng.uniform(0.04, 0.09)
+    foot, t = big * rng.uniform(0.4, 0.6), 0.004
+    k = np.linspace(0, 1, 6)
+    outer_r = foot + (big - foot) * np.sin(k * np.pi / 2)
+    outer_z = h * k ** 1.2
+    radii = np.concatenate([outer_r, (outer_r - t)[::-1][:-1], [0.0]])
+    heights = np.concatenate([outer_z, (outer_z[::-1] + t * (1 - k[::-1]))[:-1], [t]])
+    o.add('body', g.lathe(radii, heights, segments=24), _pick(rng, PLASTICS + ('terracotta',)))
+    return o.finish()
+
+
+def jar(rng):
+    """Jar or food container: body and a screw lid."""
+    o = SynthObject('Jar', rng=rng)
+    r, h = rng.uniform(0.03, 0.06), rng.uniform(0.06, 0.16)
+    lid_h = rng.uniform(0.012, 0.025)
+    o.add('body', g.lathe([r * 0.95, r, r, r * 0.92], [0, 0.005, h - lid_h - 0.004, h - lid_h],
+                          segments=20), _pick(rng, ('glass', 'white', 'plastic_red', 'ceramic')))
+    o.add('lid', g.cylinder(r * 0.96, lid_h, (0, 0, h - lid_h / 2), resolution=20),
+          _pick(rng, ('metal', 'black', 'white', 'plastic_red', 'plastic_blue')))
+    return o.finish()
+
+
+def cup(rng):
+    """Paper or plastic cup: a tapered open lathe (no parts)."""
+    o = SynthObject('Cup', has_parts=False, rng=rng)
+    r, h, t = rng.uniform(0.03, 0.045), rng.uniform(0.07, 0.13), 0.003
+    rb = r * rng.uniform(0.65, 0.8)
+    o.add('body', g.lathe([rb, r, r - t, rb - t, 0.0], [0, h, h, t, t], segments=20),
+          _pick(rng, PLASTICS + ('print_white',)))
+    return o.finish()
+
+
+def soft_blob(rng):
+    """Soft or irregular thing (plush toy, cloth bundle, fruit, sponge): a lumpy squashed body."""
+    o = SynthObject('Soft', has_parts=False, rng=rng)
+    size = rng.uniform(0.05, 0.2, 3)
+    size[2] = min(size[2], size[:2].max())
+    v, f = g.sphere(1.0, (0, 0, 0), 12)
+    d = v / np.linalg.norm(v, axis=1, keepdims=True)
+    bump = np.zeros(len(v))
+    for _ in range(4):  # a few smooth random lobes
+        axis = rng.normal(size=3)
+        axis /= np.linalg.norm(axis)
+        bump += rng.uniform(-0.25, 0.3) * np.exp(rng.uniform(1.0, 4.0) * (d @ axis - 1))
+    v = d * (1 + bump)[:, None] * size / 2
+    v[:, 2] -= v[:, 2].min()
+    flat = size[2] * rng.uniform(0.05, 0.2)  # squashed where it rests
+    v[:, 2] = np.maximum(v[:, 2] - flat, 0)
+    o.add('body', (v, f), _pick(rng, SOFT_MATERIALS))
+    return o.finish()
+
+
+def household_mug(rng):
+    """Mug with its handle as a part (the indoor mug, in tabletop colours)."""
+    return mug(rng)
+
+
+def household_bottle(rng):
+    """Bottle with body, neck and cap parts; sometimes short and wide (sauce, shampoo)."""
+    o = bottle(rng)
+    top = max(p.mesh[0][:, 2].max() for p in o.parts)
+    if top > 0.3:  # keep objects within 30 cm
+        s = 0.3 / top
+        for p in o.parts:
+            p.mesh = (p.mesh[0] * s, p.mesh[1])
+    return o.finish()
+
+
+TABLETOP = {'Box': household_box, 'Can': can, 'Mug': household_mug,
+            'Bottle': household_bottle, 'Bowl': bowl, 'Jar': jar, 'Cup': cup, 'Soft': soft_blob}
+TABLETOP_WEIGHTS = {'Box': 5, 'Can': 2, 'Mug': 2, 'Bottle': 1.5, 'Bowl': 1, 'Jar': 1,
+                    'Cup': 1, 'Soft': 1.5}

@@ -29,6 +29,11 @@ def label_colors(scene):
 
 def save_preview(scene, path, max_points=80000, title=None, dpi=90, crop=30.0):
     """Write an oblique view coloured by part (LiDAR cropped to ``crop`` m); return the path."""
+    if scene.meta.get('kind') == 'tabletop':   # a camera frame: show it as the camera saw it
+        meta = scene.meta
+        title = title or (f"tabletop seed {meta.get('seed', '')}: {len(scene):,} points, "
+                          f"{meta.get('num_objects', '?')} objects")
+        return save_camera_gallery(path, [(title, scene)])
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -67,13 +72,14 @@ def _object_view(obj, rng, pixels=150):
     v = arrays[0]
     center = (v.min(0) + v.max(0)) / 2
     dist = 1.6 * np.linalg.norm(v.max(0) - v.min(0)) / (2 * np.tan(np.radians(20)))
+    dist = max(dist, 0.45)   # the simulated camera sees nothing nearer than 0.3 m
     az, el = np.radians(-115), np.radians(25)
     pos = center + dist * np.array([np.cos(el) * np.cos(az), np.cos(el) * np.sin(az), np.sin(el)])
     hits = sensors.rgbd_frame(sensors.Raycaster(arrays), pos,
                               sensors.look_rotation(az + np.pi, -el), rng, pixels, pixels, 40.0,
                               dist * 3, noise=0.0)
-    names = world.objects[1]['parts']
-    return hits.points, [names[int(p)] for p in arrays[3][hits.triangle]]
+    names = world.objects[1]['parts']   # empty for objects without parts
+    return hits.points, [names.get(int(p), obj.parts[0].name) for p in arrays[3][hits.triangle]]
 
 
 def save_gallery(path, makers, seed=0, columns=4, dpi=80):
@@ -101,6 +107,76 @@ def save_gallery(path, makers, seed=0, columns=4, dpi=80):
     return path
 
 
+def camera_image(scene, intrinsics=None):
+    """
+    Return (colour image, label image, depth image) of a camera-frame scene's pixel grid.
+
+    Points of a single-view RGB-D frame (synthetic tabletop, real mOSD) lie on the camera's
+    pixel grid; ``intrinsics`` (fx, fy, cx, cy, width, height) default to the scene's sensor
+    meta, else a 640x480 Kinect (f = 525 px). Pixels without a return are white.
+    """
+    sensor = scene.meta.get('sensor')
+    if intrinsics is None:
+        intrinsics = ((sensor['fx'], sensor['fy'], sensor['cx'], sensor['cy'], sensor['width'],
+                       sensor['height']) if isinstance(sensor, dict) and 'fx' in sensor
+                      else (525.0, 525.0, 319.5, 239.5, 640, 480))
+    fx, fy, cx, cy, w, h = intrinsics
+    xyz = scene.coords.astype(np.float64)
+    u = np.round(xyz[:, 0] / xyz[:, 2] * fx + cx).astype(int)
+    v = np.round(xyz[:, 1] / xyz[:, 2] * fy + cy).astype(int)
+    ok = (u >= 0) & (u < w) & (v >= 0) & (v < h)
+    rgb, lab = np.ones((h, w, 3)), np.ones((h, w, 3))
+    depth = np.full((h, w), np.nan)
+    if scene.colors is not None:
+        rgb[v[ok], u[ok]] = scene.colors[ok] / 255.0
+    lab[v[ok], u[ok]] = label_colors(scene)[ok]
+    depth[v[ok], u[ok]] = xyz[ok, 2]
+    return rgb, lab, depth
+
+
+def save_camera_gallery(path, scenes, dpi=70):
+    """One row per (title, scene): colours, labels (by part) and depth as the camera saw them."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(len(scenes), 3, figsize=(12, 3.1 * len(scenes)), dpi=dpi,
+                             squeeze=False)
+    for row, (title, scene) in enumerate(scenes):
+        rgb, lab, depth = camera_image(scene)
+        for col, (img, what) in enumerate(((rgb, 'colour'), (lab, 'objects and parts'),
+                                           (depth, 'depth'))):
+            ax = axes[row, col]
+            ax.imshow(img, cmap='viridis', vmin=0.4, vmax=1.6, interpolation='nearest')
+            ax.set_axis_off()
+            ax.set_title(f'{title}: {what}', fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def write_tabletop_images(folder, real_scan=None):
+    """
+    Write data_tabletop.png (generated frames next to a real mOSD scan) and the object gallery.
+
+    ``real_scan``: path of a real scan for the first row (skipped when None or absent).
+    """
+    import os
+    from pinpoint3d_core.scene import load_scene
+    from pinpoint3d_core.synth import generate_scene
+    from pinpoint3d_core.synth import objects as ob
+    os.makedirs(folder, exist_ok=True)
+    rows = []
+    if real_scan and os.path.isfile(real_scan):
+        name = os.path.splitext(os.path.basename(real_scan))[0]
+        rows.append((f'real {name} (mOSD, Kinect)', load_scene(real_scan)))
+    for seed in (0, 1, 3):
+        scene = generate_scene('tabletop', seed=seed)
+        rows.append((f"synth tabletop seed {seed} ({scene.meta['num_objects']} objects)", scene))
+    return [save_camera_gallery(os.path.join(folder, 'data_tabletop.png'), rows),
+            save_gallery(os.path.join(folder, 'data_objects_tabletop.png'), ob.TABLETOP, seed=1)]
+
+
 def write_doc_images(folder):
     """Regenerate the docs/images/data_*.png previews; return the paths written."""
     import os
@@ -120,6 +196,9 @@ def write_doc_images(folder):
                'TrafficCone': ob.traffic_cone}
     out.append(save_gallery(os.path.join(folder, 'data_objects_indoor.png'), indoor, seed=1))
     out.append(save_gallery(os.path.join(folder, 'data_objects_outdoor.png'), outdoor, seed=1))
+    from pinpoint3d_core.evaluation.realdev import shared_dir
+    real = os.path.join(shared_dir(), 'devdata', 'mosd', 'mosd_learn22.npz')
+    out += write_tabletop_images(folder, real)
     return out
 
 
