@@ -8,8 +8,8 @@ costs), plus the click decoder's encoding where parts come from it. "Decode" is 
 ``predict`` after adding a click. Two cases:
 
 - ``tabletop``: real mOSD scans (about 170k-210k points, camera optical frame) when the shared
-  data folder sits beside the checkout, else a synthetic stand-in (the benchmark room at a
-  tenth of its size, 200k points; the table says which). The tabletop preset's weights when
+  data folder sits beside the checkout, else a synthetic stand-in (one 640x480 frame of the
+  synthetic tabletop generator, about 150k-290k points; the table says which). The tabletop preset's weights when
   they are installed, else a BoundaryNet with random weights (the same cost per voxel and link).
 - ``indoor``: the benchmark room (``toyscenes.benchmark_room``) at 100k points with the indoor
   preset (shipped weights; parts from the click decoder, which every click with a part runs).
@@ -55,7 +55,12 @@ def _since(start):
 
 
 def tabletop_scene(scan: int) -> Dict:
-    """Return a real mOSD scan (points, colors, object_ids, name), or the synthetic stand-in."""
+    """
+    Return a real mOSD scan (points, colors, object_ids, name), or the synthetic stand-in.
+
+    The supporting table (and floor, wall: "stuff") reads 0, as the background a user clicks
+    negatively.
+    """
     from pinpoint3d_core.evaluation.realdev import shared_dir
     path = os.path.join(shared_dir(), 'devdata', 'mosd', f'mosd_learn{scan}.npz')
     if os.path.isfile(path):
@@ -65,11 +70,12 @@ def tabletop_scene(scan: int) -> Dict:
         ids = np.where(np.isin(scene.object_ids, list(stuff)), 0, scene.object_ids)
         return {'points': np.asarray(scene.coords, dtype=np.float64), 'colors': scene.colors,
                 'object_ids': ids, 'name': f'mosd_learn{scan} (real)'}
-    from pinpoint3d_core.toyscenes import benchmark_room
-    room = benchmark_room(200_000, seed=scan)
-    return {'points': room['points'] * 0.1, 'colors': room['colors'],
-            'object_ids': room['object_ids'],
-            'name': f'synthetic stand-in (benchmark room at 1/10 scale, seed {scan})'}
+    from pinpoint3d_core.synth import generate_scene
+    scene = generate_scene('tabletop', seed=scan)
+    stuff = [int(k) for k, v in scene.meta.get('objects', {}).items() if v.get('stuff')]
+    ids = np.where(np.isin(scene.object_ids, stuff), 0, scene.object_ids)
+    return {'points': np.asarray(scene.coords, dtype=np.float64), 'colors': scene.colors,
+            'object_ids': ids, 'name': f'synthetic stand-in (synth tabletop frame, seed {scan})'}
 
 
 def tabletop_segmenter(boundary: Optional[str] = None):
