@@ -9,8 +9,9 @@ costs), plus the click decoder's encoding where parts come from it. "Decode" is 
 
 - ``tabletop``: real mOSD scans (about 170k-210k points, camera optical frame) when the shared
   data folder sits beside the checkout, else a synthetic stand-in (one 640x480 frame of the
-  synthetic tabletop generator, about 150k-290k points; the table says which). The tabletop preset's weights when
-  they are installed, else a BoundaryNet with random weights (the same cost per voxel and link).
+  synthetic tabletop generator, about 150k-290k points; the table says which). The tabletop
+  preset's weights when they are installed, else a BoundaryNet with random weights (the same
+  cost per voxel and link).
 - ``indoor``: the benchmark room (``toyscenes.benchmark_room``) at 100k points with the indoor
   preset (shipped weights; parts from the click decoder, which every click with a part runs).
 
