@@ -46,7 +46,9 @@ PRESETS: Dict[str, Preset] = {
         'tabletop', 'pinpoint3d_tabletop.pt',
         'a head or wrist RGB-D camera over a table, 5-30 cm objects, camera optical frame',
         _GEODESIC.replace(graph_voxel=0.005, support_plane_m=0.006, rim_radius=0.02,
-                          geodesic_cutoff=1.0, colour_weight=4.0), 'tabletop'),
+                          geodesic_cutoff=1.0, colour_weight=4.0), 'tabletop',
+        # The boundary network's term on top of the handcrafted costs (training split).
+        shipped=(('boundary_over_handcrafted', True), ('boundary_weight', 2.0))),
     'lidar': Preset(
         'lidar', 'pinpoint3d_small_lidar.pt',
         'KITTI-style spinning LiDAR sweeps in the sensor frame (x forward, z up)',

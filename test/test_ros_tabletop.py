@@ -8,10 +8,9 @@ forward, y down; colours packed in rgb). Each picked object's IoU must clear FLO
 requests to a node with the indoor preset and to one with untrained weights must not.
 
 Measured here (2-core CPU, one click at the point deepest inside each object, snap 2 cm), IoU
-of objects 1 / 2: tabletop preset 0.990 / 0.974 (its non-learned baseline: the tabletop weights
-are not trained yet; the trained weights take its place when shipped), indoor weights
-0.407 / 0.182, untrained 0.078 / 0.033. FLOOR = 0.8 sits between them with a margin on both
-sides.
+of objects 1 / 2: tabletop preset (the learned boundary network's weights) 0.990 / 0.974 (its
+non-learned baseline gave the same on this scan), indoor preset 0.580 / 0.065, untrained
+0.078 / 0.033. FLOOR = 0.8 sits between them with a margin on both sides.
 
 The shared data folder is found beside the checkout (``<repo>/../shared``); the test skips, with
 the path, only when the scan is not there.

@@ -201,7 +201,8 @@ def run(args):
         print(metrics.format_table(summary, f'== {name} | {args.protocol} | '
                                             f'{len(paths)} scene file(s)'))
         if out:
-            config = seg.config.to_dict() if hasattr(seg, 'config') else None
+            config = getattr(seg, 'config', None)
+            config = config.to_dict() if config is not None else None
             write_outputs(out, name, args, summary, records, config)
             print(f'wrote {out}/summary.json, per_target.csv, curves.csv')
     if len(summaries) > 1:
