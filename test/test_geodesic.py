@@ -121,3 +121,26 @@ def test_up_direction_of_real_camera_frame_scans_matches_the_table_normal():
         up = TABLE.surface_graph(scene.coords).up_direction()
         # mOSD's own table normal (least squares over the labelled table, towards the camera)
         assert np.degrees(np.arccos(up @ np.asarray(scene.meta['table_up']))) < 3.0, path
+
+
+def test_boundary_net_takes_voxels_whose_points_sit_on_cell_borders():
+    """Flooring voxel means can put two voxels in one cell; each voxel keeps its own cell."""
+    from pinpoint3d_core.model.boundary import BoundaryConfig, BoundaryNet, voxel_grid
+    import torch
+    rng = np.random.default_rng(0)
+    # Six points at x = 0.35 lie in cell 6 (0.35 / 0.05 = 6.999...), but their mean rounds to
+    # 0.35000000000000003, whose floor is cell 7: the cell of the point at x = 0.36.
+    border = np.array([[0.35, 0.01, 0.01]] * 6 + [[0.36, 0.01, 0.01]])
+    rest = rng.uniform([0.5, 0.0, 0.0], [1.0, 0.5, 0.05], size=(2000, 3))
+    surface = InferenceConfig(object_masks='geodesic', graph_voxel=0.05).surface_graph(
+        np.concatenate([border, rest]))
+    floored = np.floor(surface.xyz / surface.voxel).astype(np.int32)
+    assert len(np.unique(floored, axis=0)) < surface.size      # the case really occurs here
+    cells = voxel_grid(surface)
+    assert len(np.unique(cells, axis=0)) == surface.size
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        net = BoundaryNet(BoundaryConfig()).eval()
+    with torch.inference_mode():
+        p = net.boundary_probability(surface)
+    assert p.shape == (len(surface.links.src),) and np.isfinite(p).all()

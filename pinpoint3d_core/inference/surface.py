@@ -214,6 +214,11 @@ class SurfaceGraph:
         self.xyz, inverse, counts = voxel_means(points[rows], self.voxel)
         self.voxel_of_row = np.full(len(points), -1, dtype=np.int64)
         self.voxel_of_row[rows] = inverse
+        # Each voxel's own grid cell (from one of its points): flooring the mean can land two
+        # voxels in one cell when their points sit on a cell border (rounding).
+        one_row = np.empty(len(counts), dtype=np.int64)
+        one_row[inverse] = rows
+        self.cells = np.floor(points[one_row] / self.voxel).astype(np.int32)
         self.appearance = appearance(colors, intensity, rows, inverse, counts)
         clock.lap('voxel_means')
         self.links = NeighbourGraph(self.xyz, np.inf, neighbours)

@@ -11,6 +11,19 @@ import os
 from pinpoint3d_core.errors import Pinpoint3DError
 
 
+def with_decoder_settings(shipped, decoder_inference):
+    """
+    Return the decoder's validated settings with every field the preset sets changed.
+
+    The click decoder keeps what it was validated with (its focus box, its rules) for the
+    parts it decodes; the surface-graph fields come from the preset.
+    """
+    from pinpoint3d_core.inference.config import InferenceConfig
+    default = InferenceConfig().to_dict()
+    changes = {k: v for k, v in shipped.to_dict().items() if v != default[k]}
+    return InferenceConfig.from_dict(dict(decoder_inference.to_dict(), **changes))
+
+
 def package(preset: str, out: str, boundary: str = '', decoder: str = '') -> str:
     """Write ``out`` from a boundary run checkpoint and/or a decoder checkpoint; returns it."""
     from pinpoint3d_core.model.checkpoint import (
@@ -24,8 +37,9 @@ def package(preset: str, out: str, boundary: str = '', decoder: str = '') -> str
     meta = {'preset': preset, 'packaged_from': {'boundary': boundary, 'decoder': decoder}}
     model = None
     if decoder:
-        model, decoder_meta, _ = load_checkpoint(decoder)
+        model, decoder_meta, decoder_inference = load_checkpoint(decoder)
         meta['decoder_metadata'] = decoder_meta
+        inference = with_decoder_settings(inference, decoder_inference)
     if not boundary:
         return str(save_checkpoint(out, model, meta, inference=inference))
     meta['boundary_metadata'] = dict(read_checkpoint(boundary).get('metadata', {}))
