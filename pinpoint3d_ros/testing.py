@@ -14,6 +14,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 _counter = itertools.count()
 
 
@@ -106,3 +108,12 @@ class Client:
         self.executor.shutdown()
         self.node.destroy_node()
         self.rclpy.try_shutdown(context=self.context)
+
+
+def floor_with_two_boxes(n: int = 3000, seed: int = 0) -> np.ndarray:
+    """Return (n, 3) float32 points: a floor with two boxes on it (metres), for node tests."""
+    rng = np.random.default_rng(seed)
+    floor = np.c_[rng.uniform(-1, 1, n // 2), rng.uniform(-1, 1, n // 2), np.zeros(n // 2)]
+    box_a = rng.uniform([-0.5, -0.5, 0.0], [-0.2, -0.2, 0.3], size=(n // 4, 3))
+    box_b = rng.uniform([0.2, 0.2, 0.0], [0.5, 0.6, 0.5], size=(n - n // 2 - n // 4, 3))
+    return np.vstack([floor, box_a, box_b]).astype(np.float32)

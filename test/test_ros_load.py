@@ -12,7 +12,7 @@ import re
 
 import numpy as np
 from pinpoint3d_ros import conversions
-from pinpoint3d_ros.testing import Client, fresh_domain_id, Process
+from pinpoint3d_ros.testing import Client, floor_with_two_boxes, fresh_domain_id, Process
 import pytest
 from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
@@ -25,14 +25,6 @@ CLIENTS, CALLS = 16, 20
 NODE = '/pinpoint3d_node'
 
 
-def tabletop(n=3000, seed=0):
-    rng = np.random.default_rng(seed)
-    floor = np.c_[rng.uniform(-1, 1, n // 2), rng.uniform(-1, 1, n // 2), np.zeros(n // 2)]
-    box_a = rng.uniform([-0.5, -0.5, 0.0], [-0.2, -0.2, 0.3], size=(n // 4, 3))
-    box_b = rng.uniform([0.2, 0.2, 0.0], [0.5, 0.6, 0.5], size=(n - n // 2 - n // 4, 3))
-    return np.vstack([floor, box_a, box_b]).astype(np.float32)
-
-
 def test_sixteen_clients_twenty_calls_each_every_answer_correct_or_busy(tmp_path):
     domain = fresh_domain_id()
     node = Process('pinpoint3d_ros.node', ['--ros-args', '-p', 'max_queue:=8'],
@@ -42,7 +34,7 @@ def test_sixteen_clients_twenty_calls_each_every_answer_correct_or_busy(tmp_path
         srvs_ = [client.node.create_client(srvs.ClickSegment, NODE + '/click_segment')
                  for _ in range(CLIENTS)]
         assert all(s.wait_for_service(timeout_sec=90) for s in srvs_), node.log()
-        pts = tabletop()
+        pts = floor_with_two_boxes()
         header = Header(frame_id='map')
         header.stamp.sec = 42
         cloud = conversions.arrays_to_cloud(header, pts)

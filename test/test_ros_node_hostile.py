@@ -16,7 +16,7 @@ import time
 from geometry_msgs.msg import PointStamped
 import numpy as np
 from pinpoint3d_ros import conversions
-from pinpoint3d_ros.testing import Client, fresh_domain_id, Process, ros_env
+from pinpoint3d_ros.testing import Client, floor_with_two_boxes, fresh_domain_id, Process, ros_env
 import pytest
 from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import Header
@@ -29,15 +29,6 @@ ClickSegment, ResetSession = srvs.ClickSegment, srvs.ResetSession
 NODE = '/pinpoint3d_node'
 START_TIMEOUT = 90.0
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def tabletop(n=3000, seed=0):
-    """Return points: a floor with two boxes on it (metres)."""
-    rng = np.random.default_rng(seed)
-    floor = np.c_[rng.uniform(-1, 1, n // 2), rng.uniform(-1, 1, n // 2), np.zeros(n // 2)]
-    box_a = rng.uniform([-0.5, -0.5, 0.0], [-0.2, -0.2, 0.3], size=(n // 4, 3))
-    box_b = rng.uniform([0.2, 0.2, 0.0], [0.5, 0.6, 0.5], size=(n - n // 2 - n // 4, 3))
-    return np.vstack([floor, box_a, box_b]).astype(np.float32)
 
 
 def cloud_of(points, stamp_s, frame='map'):
@@ -84,7 +75,7 @@ def ros(tmp_path_factory):
     env.srv = client.node.create_client(ClickSegment, NODE + '/click_segment')
     env.reset = client.node.create_client(ResetSession, NODE + '/reset')
     env.cloud_pub = client.node.create_publisher(PointCloud2, '/points', 5)
-    env.points = tabletop()
+    env.points = floor_with_two_boxes()
     env.stamp = 100
     try:
         assert env.srv.wait_for_service(timeout_sec=START_TIMEOUT), node.log()
@@ -208,7 +199,7 @@ def test_large_ids_duplicated_fields_and_byte_order_are_refused_with_reasons(ros
 
 # ----------------------------------------------------------------- 4. nothing lost
 def test_a_full_queue_answers_busy_at_once_and_every_call_is_answered(ros):
-    big = tabletop(60000, seed=3)
+    big = floor_with_two_boxes(60000, seed=3)
     cloud = cloud_of(big, 600)
     clients = [ros.client.node.create_client(ClickSegment, NODE + '/click_segment')
                for _ in range(16)]
@@ -275,7 +266,7 @@ def test_shutdown_answers_in_flight_requests_and_exits_cleanly(tmp_path, sig):
     try:
         srv = client.node.create_client(ClickSegment, NODE + '/click_segment')
         assert srv.wait_for_service(timeout_sec=START_TIMEOUT), node.log()
-        big = tabletop(150000, seed=5)
+        big = floor_with_two_boxes(150000, seed=5)
         cloud = cloud_of(big, 800)
         futures = [srv.call_async(request('', [click(big[-1 - k])], reset=True, cloud=cloud))
                    for k in range(3)]
