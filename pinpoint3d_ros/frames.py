@@ -95,15 +95,24 @@ class ClickTransformer:
                 f"click frame '{source_frame}' differs from the cloud frame '{cloud_frame}' "
                 f"and {tf2_missing_reason()}; or send clicks in '{cloud_frame}' (an empty "
                 "frame_id also means the cloud frame), or set RViz's Fixed Frame to it.")
+        transform = self.lookup(cloud_frame, source_frame, stamp,
+                                f"'{source_frame}' to '{cloud_frame}'")
+        return apply_transform(transform, points)
+
+    def lookup(self, target_frame, source_frame, stamp, what, advice=''):
+        """
+        Return the TF transform taking ``source_frame`` into ``target_frame`` at ``stamp``.
+
+        A FrameError says ``what`` could not be had ("no transform from <what> ...") and why.
+        """
         try:
-            transform = self.buffer.lookup_transform(
-                cloud_frame, source_frame, stamp, timeout=_duration(self.timeout_s))
+            return self.buffer.lookup_transform(
+                target_frame, source_frame, stamp, timeout=_duration(self.timeout_s))
         except Exception as exc:  # tf2 raises several exception types; all mean the same here
             raise FrameError(
-                f"no transform from '{source_frame}' to '{cloud_frame}' at the cloud's stamp "
-                f'within {self.timeout_s:.2f} s ({type(exc).__name__}: {exc}); check that the '
-                'TF tree connects both frames.') from exc
-        return apply_transform(transform, points)
+                f"no transform from {what} at the cloud's stamp within {self.timeout_s:.2f} s "
+                f'({type(exc).__name__}: {exc}); check that the TF tree connects both '
+                f'frames{advice}.') from exc
 
 
 class ResultFrame:
@@ -147,15 +156,10 @@ def results_frame(transformer, target_frame, cloud_frame, stamp):
             f"results were asked in target_frame '{target_frame}' but the cloud is in "
             f"'{cloud_frame}' and {tf2_missing_reason()}; or set target_frame:='' for results "
             "in the cloud's frame.")
-    try:
-        transform = transformer.buffer.lookup_transform(
-            target_frame, cloud_frame, stamp, timeout=_duration(transformer.timeout_s))
-    except Exception as exc:  # tf2 raises several exception types; all mean the same here
-        raise FrameError(
-            f"no transform from the cloud frame '{cloud_frame}' to target_frame "
-            f"'{target_frame}' at the cloud's stamp within {transformer.timeout_s:.2f} s "
-            f'({type(exc).__name__}: {exc}); check that the TF tree connects both frames '
-            "(e.g. the robot's URDF and a static transform to the camera).") from exc
+    transform = transformer.lookup(
+        target_frame, cloud_frame, stamp,
+        f"the cloud frame '{cloud_frame}' to target_frame '{target_frame}'",
+        " (e.g. the robot's URDF and a static transform to the camera)")
     tf = getattr(transform, 'transform', transform)
     r, t = tf.rotation, tf.translation
     return ResultFrame(target_frame, quaternion_matrix(r.x, r.y, r.z, r.w), (t.x, t.y, t.z))
