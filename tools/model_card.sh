@@ -208,11 +208,15 @@ def mean(xs):
     return 100.0 * sum(xs) / len(xs) if xs else float('nan')
 
 
-for name in dev:
+def summaries(name):
+    """The summary.json contents of one evaluation, the learned model first, then the baseline."""
     files = sorted(glob.glob(os.path.join(out, name, '**', 'summary.json'), recursive=True))
-    files.sort(key=lambda p: json.load(open(p))['model'] == 'baseline')
-    for path in files:
-        data = json.load(open(path))
+    found = [json.load(open(p)) for p in files]
+    return sorted(found, key=lambda d: d['model'] == 'baseline')
+
+
+for name in dev:
+    for data in summaries(name):
         s = data['summary']
         print(f"| {name} | {data['model']} | {s['samples']} / {s['targets']} | "
               + ' | '.join(f"{s[f'IoU@{k}']:.1f}" for k in (1, 3, 5)) + ' | '
@@ -246,11 +250,7 @@ print('| evaluation | model | samples / targets | ' + ' | '.join(cols)
       + ' | objIoU@1 / 3 / 5 | decode ms/click |')
 print('|' + '---|' * (len(cols) + 5))
 for name in order:
-    files = sorted(glob.glob(os.path.join(out, name, '**', 'summary.json'), recursive=True))
-    # The learned model first, the baseline after it.
-    files.sort(key=lambda p: json.load(open(p))['model'] == 'baseline')
-    for path in files:
-        data = json.load(open(path))
+    for data in summaries(name):
         s = data['summary']
         obj = ' / '.join(f"{s[f'objIoU@{k}']:.1f}" for k in (1, 3, 5)
                          if f'objIoU@{k}' in s) or '-'
