@@ -21,8 +21,8 @@ def _scene(seed=0):
     table = np.column_stack([rng.uniform(-0.4, 0.4, 20000), rng.uniform(-0.4, 0.4, 20000),
                              rng.normal(0, 0.001, 20000)])
     boxes = [box_surface(rng, (x, 0, 0.05), (0.1, 0.08, 0.1), 4000) for x in (-0.2, 0, 0.2)]
-    # off the 1 cm grid: box faces exactly on voxel borders can put two voxel means in one
-    # grid cell of the sparse network (a separate, known issue of voxel_grid)
+    # off the 1 cm grid, so no box face lies on voxel borders (those are covered by
+    # test_geodesic's cell-border test)
     pts = np.concatenate([table] + boxes) + 0.00123
     colors = np.concatenate([np.full((len(table), 3), 90)]
                             + [np.full((len(b), 3), 60 * i + 40) for i, b in enumerate(boxes)])

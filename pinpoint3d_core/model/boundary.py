@@ -76,8 +76,7 @@ def link_inputs(surface: SurfaceGraph) -> np.ndarray:
 
 def voxel_grid(surface: SurfaceGraph) -> np.ndarray:
     """Return (V, 3) int32 grid coordinates of the graph voxels (for the sparse network)."""
-    cells = getattr(surface, 'cells', None)
-    return cells if cells is not None else np.floor(surface.xyz / surface.voxel).astype(np.int32)
+    return surface.cells
 
 
 class BoundaryNet(nn.Module):

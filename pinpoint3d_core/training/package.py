@@ -13,10 +13,11 @@ from pinpoint3d_core.errors import Pinpoint3DError
 
 def with_decoder_settings(shipped, decoder_inference):
     """
-    Return the decoder's validated settings with every field the preset sets changed.
+    Return the decoder's validated settings, changed where the preset differs from defaults.
 
     The click decoder keeps what it was validated with (its focus box, its rules) for the
-    parts it decodes; the surface-graph fields come from the preset.
+    parts it decodes; the surface-graph fields, which the presets set away from the
+    InferenceConfig defaults, come from the preset.
     """
     from pinpoint3d_core.inference.config import InferenceConfig
     default = InferenceConfig().to_dict()
