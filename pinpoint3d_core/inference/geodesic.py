@@ -61,6 +61,11 @@ class GeodesicLabeller:
             if c.object_id not in off_plane:
                 return np.zeros_like(cut)              # the plane itself was clicked
             cut &= np.linalg.norm(xyz - xyz[c.voxel], axis=1) >= self.rim_radius
+        # A negative click on the plane takes back the rim it lands in: the plane there is
+        # background again, instead of a background seed that would walk into the object.
+        for c in clicks:
+            if not c.positive and on_plane[c.voxel]:
+                cut |= on_plane & (np.linalg.norm(xyz - xyz[c.voxel], axis=1) < self.rim_radius)
         return cut
 
     def _graph_for(self, cut: np.ndarray) -> NeighbourGraph:
