@@ -50,7 +50,7 @@ PRESETS: Dict[str, Preset] = {
                           geodesic_cutoff=1.0, colour_weight=4.0, occlusion_gap=0.2),
         'tabletop',
         # The boundary network's term on top of the handcrafted costs (training split).
-        shipped=(('boundary_over_handcrafted', True), ('boundary_weight', 2.0))),
+        shipped=(('boundary_over_handcrafted', True), ('boundary_weight', 16.0))),
     'lidar': Preset(
         'lidar', 'pinpoint3d_small_lidar.pt',
         'KITTI-style spinning LiDAR sweeps in the sensor frame (x forward, z up)',

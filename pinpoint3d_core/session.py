@@ -255,7 +255,8 @@ class Segmenter:
             base = None
             if settings.boundary_over_handcrafted:
                 base = surface.handcrafted_costs(settings.normal_weight, settings.colour_weight)
-            return surface.learned_costs(probability, settings.boundary_weight, base), probability
+            return surface.learned_costs(probability, settings.boundary_weight, base,
+                                         settings.boundary_power), probability
         return learned
 
 

@@ -119,7 +119,7 @@ def encode_stages(seg, points, colors) -> Dict[str, tuple]:
             base = None
             if settings.boundary_over_handcrafted:
                 base = surface.handcrafted_costs(settings.normal_weight, settings.colour_weight)
-            surface.learned_costs(prob, settings.boundary_weight, base)
+            surface.learned_costs(prob, settings.boundary_weight, base, settings.boundary_power)
             stages['link_mlp'] = _since(t)
     else:
         t = _clock()

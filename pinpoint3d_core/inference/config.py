@@ -71,9 +71,10 @@ class InferenceConfig:
     # Handcrafted link costs (baseline): length x (1 + w_n normal change + w_c colour change).
     normal_weight: float = 4.0
     colour_weight: float = 12.0
-    # Learned link costs: base + this many voxel sizes per nat of -log(1 - P(boundary)), the
+    # Learned link costs: base + this many voxel sizes x (-log(1 - P(boundary)))^power, the
     # base being the handcrafted costs above (True) or the bare link length (False).
     boundary_weight: float = 20.0
+    boundary_power: float = 1.0
     boundary_over_handcrafted: bool = False
     # Occluded pieces (inference/occlusion.py): a piece no click reaches joins a clicked object
     # up to this many metres away when the gap between them is hidden from the sensor at the

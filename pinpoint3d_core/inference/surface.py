@@ -304,13 +304,14 @@ class SurfaceGraph:
         return self.links.length * (1.0 + normal_weight * f[:, 1] + colour_weight * f[:, 5])
 
     def learned_costs(self, cut_probability: np.ndarray, weight: float,
-                      base: Optional[np.ndarray] = None) -> np.ndarray:
+                      base: Optional[np.ndarray] = None, power: float = 1.0) -> np.ndarray:
         """
-        Return ``base`` (default: link lengths) + ``weight`` voxel sizes per nat of -log(1 - P).
+        Return ``base`` (default: link lengths) + ``weight`` voxel sizes x (-log(1 - P))^power.
 
         With the handcrafted costs as ``base`` a weight of 0 is exactly the baseline, so the
-        weight tuned on training scans can only add what the network knows.
+        weight tuned on training scans can only add what the network knows. A power above 1
+        keeps the many weak responses inside objects cheap and sure boundaries dear.
         """
         p = np.clip(np.asarray(cut_probability, dtype=np.float64), 0.0, 1.0 - 1e-6)
         base = self.links.length if base is None else base
-        return base + weight * self.voxel * -np.log1p(-p)
+        return base + weight * self.voxel * (-np.log1p(-p)) ** power
