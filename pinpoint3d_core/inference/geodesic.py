@@ -44,6 +44,8 @@ class GeodesicLabeller:
         self.rim_radius = float(rim_radius)
         self._cut: Optional[np.ndarray] = None
         self._kept: Optional[NeighbourGraph] = None
+        self._rim: Dict[int, np.ndarray] = {}      # plane voxel -> graph voxels within the rim
+        self._objects: Tuple[tuple, Optional[np.ndarray]] = ((), None)   # last clicks, labels
 
     def plane_cut(self, clicks: Sequence[GraphClick]) -> np.ndarray:
         """Return (V,) bool: support-plane voxels that stay out of the graph for these clicks."""
@@ -58,8 +60,16 @@ class GeodesicLabeller:
                 continue
             if c.object_id not in off_plane:
                 return np.zeros_like(cut)              # the plane itself was clicked
-            cut &= np.linalg.norm(xyz - xyz[c.voxel], axis=1) >= self.rim_radius
+            cut[self._near_rim(c.voxel)] = False
         return cut
+
+    def _near_rim(self, voxel: int) -> np.ndarray:
+        """Return the voxels closer than ``rim_radius`` to ``voxel`` (kept per clicked voxel)."""
+        if voxel not in self._rim:
+            xyz = self.surface.xyz
+            self._rim[voxel] = np.flatnonzero(
+                ~(np.linalg.norm(xyz - xyz[voxel], axis=1) >= self.rim_radius))
+        return self._rim[voxel]
 
     def _graph_for(self, cut: np.ndarray) -> NeighbourGraph:
         if self._cut is None or not np.array_equal(cut, self._cut):
@@ -68,6 +78,12 @@ class GeodesicLabeller:
 
     def objects(self, clicks: Sequence[GraphClick]) -> np.ndarray:
         """Return (V,) uint32 object ids: the nearest click's (0 = background or too far)."""
+        key = tuple(clicks)
+        if self._objects[1] is None or self._objects[0] != key:   # they depend on the clicks only
+            self._objects = key, self._nearest_objects(clicks)
+        return self._objects[1].copy()
+
+    def _nearest_objects(self, clicks: Sequence[GraphClick]) -> np.ndarray:
         labels = np.zeros(self.surface.size, dtype=np.uint32)
         if not clicks:
             return labels
@@ -90,10 +106,15 @@ class GeodesicLabeller:
             if not any(c.part_id for c in mine):
                 continue
             inside = objects == k
-            owner = self.graph.restricted(inside).nearest_seed([c.voxel for c in mine], np.inf)
+            seeds = np.asarray([c.voxel for c in mine], dtype=np.int64)
+            # The object's graph alone (plus any seed a later click took over, unlinked as in
+            # the whole restricted graph): the same Dijkstra at the object's size, not V.
+            nodes = np.union1d(np.flatnonzero(inside), seeds)
+            local = self.graph.restricted_to(nodes, inside).nearest_seed(
+                np.searchsorted(nodes, seeds), np.inf)
             pid = np.asarray([c.part_id for c in mine], dtype=np.uint32)
-            sel = inside & (owner >= 0)
-            parts[sel] = pid[owner[sel]]
+            sel = inside[nodes] & (local >= 0)
+            parts[nodes[sel]] = pid[local[sel]]
         return parts
 
 
@@ -236,10 +257,7 @@ class GeodesicSession:
         encode_ms = 0.0
         if self._parts is not None and granularity != 'object' and any(
                 c.part_id for c in clicks if c.positive):
-            dec = self._parts.predict('both', target_objects)
-            encode_ms = dec.encode_ms
-            agree = (dec.object_ids == obj) & (obj > 0)
-            part[agree] = dec.part_ids[agree]
+            encode_ms = self._decoder_parts(obj, part, target_objects)
         for c in self._book.clicks:  # a clicked point always gets its click's label
             obj[c.index] = c.object_id if c.positive else 0
             if granularity != 'object':
@@ -250,3 +268,20 @@ class GeodesicSession:
         scores = boundary_scores(self.surface, self._probability, obj_v, objs)
         return Prediction(obj, part, scores, {p: scores[p[0]] for p in parts},
                           (time.perf_counter() - t0) * 1e3 - encode_ms, granularity, encode_ms)
+
+    def _decoder_parts(self, obj: np.ndarray, part: np.ndarray, target_objects) -> float:
+        """
+        Give ``part`` the decoder's part where the decoder puts a row in the same object.
+
+        Only rows inside the decoder's view can agree (it reads background elsewhere), so the
+        comparison runs on those rows. Returns the decoder's encode ms.
+        """
+        decoded = self._parts.voxel_labels(target_objects)
+        if decoded is None:
+            return 0.0
+        view, dec_obj, dec_part, encode_ms = decoded
+        rows, voxel = view.voxels.valid_rows, view.voxels.inverse
+        mine = obj[rows]
+        agree = (dec_obj[voxel] == mine) & (mine > 0)
+        part[rows[agree]] = dec_part[voxel[agree]]
+        return encode_ms

@@ -22,6 +22,10 @@ from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 NEIGHBOURS = 8
+# Bounded Dijkstras run on the ball around their seeds when the graph has at least this many
+# nodes and the ball holds less than this share of them (below, the cut costs more than it saves).
+BALL_MIN_NODES = 2000
+BALL_MAX_SHARE = 0.5
 
 
 class NeighbourGraph:
@@ -42,6 +46,8 @@ class NeighbourGraph:
         self.neighbours = 0
         self._matrix = None
         self._pairs = None
+        self._starts = None
+        self._tree = None        # the positions' kd-tree while lengths are metres
         k = min(neighbours + 1, self.size)
         if max_gap <= 0 or k < 2:
             self.enabled = max_gap > 0
@@ -49,7 +55,8 @@ class NeighbourGraph:
         self.enabled = True
         self.neighbours = k - 1
         # workers=-1: the queries are independent, so every core may take a share (same result)
-        dist, nbr = cKDTree(xyz).query(xyz, k, workers=-1)
+        self._tree = cKDTree(xyz)
+        dist, nbr = self._tree.query(xyz, k, workers=-1)
         near = (dist[:, 1:] <= max_gap).ravel()
         self.src = np.repeat(np.arange(self.size), k - 1)[near]
         self.dst = nbr[:, 1:].ravel()[near]
@@ -78,7 +85,7 @@ class NeighbourGraph:
         out = object.__new__(NeighbourGraph)
         out.__dict__.update(self.__dict__)
         out.length = self.length * np.asarray(cost, dtype=np.float64)
-        out._matrix = None
+        out._matrix = out._tree = None
         return out
 
     def with_link_lengths(self, length: np.ndarray) -> 'NeighbourGraph':
@@ -86,7 +93,7 @@ class NeighbourGraph:
         out = object.__new__(NeighbourGraph)
         out.__dict__.update(self.__dict__)
         out.length = np.asarray(length, dtype=np.float64)
-        out._matrix = None
+        out._matrix = out._tree = None
         return out
 
     def restricted(self, keep: np.ndarray) -> 'NeighbourGraph':
@@ -95,8 +102,39 @@ class NeighbourGraph:
         out.__dict__.update(self.__dict__)
         ok = keep[self.src] & keep[self.dst]
         out.src, out.dst, out.length = self.src[ok], self.dst[ok], self.length[ok]
-        out._matrix = out._pairs = None
+        out._matrix = out._pairs = out._starts = None
         return out
+
+    def restricted_to(self, nodes: np.ndarray, keep: np.ndarray) -> 'NeighbourGraph':
+        """
+        Return ``restricted(keep)`` cut down to ``nodes`` (sorted, holding every kept node).
+
+        Node ``i`` of the result is ``nodes[i]``. The relabelling keeps the node order and the
+        links' order, so a Dijkstra on it does the same steps as on ``restricted(keep)`` (same
+        distances, same tie-breaks) while its cost follows ``len(nodes)``, not the whole graph.
+        """
+        nodes = np.asarray(nodes, dtype=np.int64)
+        starts = self._link_starts()
+        first, count = starts[nodes], starts[nodes + 1] - starts[nodes]
+        ends = np.cumsum(count)
+        links = np.repeat(first - ends + count, count) + np.arange(ends[-1] if len(ends) else 0)
+        links = links[keep[self.src[links]] & keep[self.dst[links]]]
+        local = np.full(self.size, -1, dtype=np.int64)
+        local[nodes] = np.arange(len(nodes))
+        out = object.__new__(NeighbourGraph)
+        out.__dict__.update(self.__dict__)
+        out.size = len(nodes)
+        out.src, out.dst = local[self.src[links]], local[self.dst[links]]
+        out.length = self.length[links]
+        out._matrix = out._pairs = out._starts = None
+        out._tree = None
+        return out
+
+    def _link_starts(self) -> np.ndarray:
+        """Return (V + 1,): node i's links are ``starts[i]:starts[i + 1]`` (``src`` sorted)."""
+        if self._starts is None:
+            self._starts = np.searchsorted(self.src, np.arange(self.size + 1))
+        return self._starts
 
     def clicked_pieces(self, labels: np.ndarray, seeds: dict) -> np.ndarray:
         """
@@ -147,8 +185,33 @@ class NeighbourGraph:
         seeds = np.unique(np.asarray(seeds, dtype=np.int64))
         if not self.enabled or len(seeds) == 0:
             return np.full(self.size, np.inf)
-        return dijkstra(self._links(), directed=False, indices=seeds, limit=limit,
-                        min_only=True)
+        near = self._within(seeds, limit)
+        if near is None:
+            return dijkstra(self._links(), directed=False, indices=seeds, limit=limit,
+                            min_only=True)
+        nodes = np.flatnonzero(near)
+        out = np.full(self.size, np.inf)
+        out[nodes] = dijkstra(self.restricted_to(nodes, near)._links(), directed=False,
+                              indices=np.searchsorted(nodes, seeds), limit=limit,
+                              min_only=True)
+        return out
+
+    def _within(self, seeds: np.ndarray, limit: float):
+        """
+        Return (V,) bool: nodes within straight-line ``limit`` of a seed (None: no shortcut).
+
+        With metric lengths no path of at most ``limit`` leaves that ball, so a Dijkstra
+        bounded by ``limit`` never touches a node outside it: running it on the ball alone
+        gives the same distances. Only worth it when the ball is a small part of the graph.
+        """
+        if self._tree is None or not np.isfinite(limit) or self.size < BALL_MIN_NODES:
+            return None
+        reach = limit * (1.0 + 1e-6) + 1e-9            # margin for rounding in the sums
+        balls = self._tree.query_ball_point(self._tree.data[seeds], reach)
+        near = np.zeros(self.size, dtype=bool)
+        for ball in balls:
+            near[ball] = True
+        return near if np.count_nonzero(near) < BALL_MAX_SHARE * self.size else None
 
     def nearest_seed(self, seeds: np.ndarray, radius: float) -> np.ndarray:
         """
