@@ -46,6 +46,7 @@ class GeodesicLabeller:
         self._kept: Optional[NeighbourGraph] = None
         self._rim: Dict[int, np.ndarray] = {}      # plane voxel -> graph voxels within the rim
         self._objects: Tuple[tuple, Optional[np.ndarray]] = ((), None)   # last clicks, labels
+        self._parts: Dict[int, tuple] = {}         # object -> (its clicks, mask, voxels, parts)
 
     def plane_cut(self, clicks: Sequence[GraphClick]) -> np.ndarray:
         """Return (V,) bool: support-plane voxels that stay out of the graph for these clicks."""
@@ -106,16 +107,26 @@ class GeodesicLabeller:
             if not any(c.part_id for c in mine):
                 continue
             inside = objects == k
-            seeds = np.asarray([c.voxel for c in mine], dtype=np.int64)
-            # The object's graph alone (plus any seed a later click took over, unlinked as in
-            # the whole restricted graph): the same Dijkstra at the object's size, not V.
-            nodes = np.union1d(np.flatnonzero(inside), seeds)
-            local = self.graph.restricted_to(nodes, inside).nearest_seed(
-                np.searchsorted(nodes, seeds), np.inf)
-            pid = np.asarray([c.part_id for c in mine], dtype=np.uint32)
-            sel = inside[nodes] & (local >= 0)
-            parts[nodes[sel]] = pid[local[sel]]
+            key = (tuple(mine), inside.tobytes())
+            if k not in self._parts or self._parts[k][:2] != key:
+                self._parts[k] = key + self._object_parts(mine, inside)
+            voxels, pid = self._parts[k][2:]
+            parts[voxels] = pid
+        for k in set(self._parts) - set(by_object):
+            del self._parts[k]
         return parts
+
+    def _object_parts(self, mine: List[GraphClick], inside: np.ndarray):
+        """Return (voxels, part ids): object ``inside``'s voxels reached from its clicks."""
+        seeds = np.asarray([c.voxel for c in mine], dtype=np.int64)
+        # The object's graph alone (plus any seed a later click took over, unlinked as in
+        # the whole restricted graph): the same Dijkstra at the object's size, not V.
+        nodes = np.union1d(np.flatnonzero(inside), seeds)
+        local = self.graph.restricted_to(nodes, inside).nearest_seed(
+            np.searchsorted(nodes, seeds), np.inf)
+        pid = np.asarray([c.part_id for c in mine], dtype=np.uint32)
+        sel = inside[nodes] & (local >= 0)
+        return nodes[sel], pid[local[sel]]
 
 
 def graph_clicks(clicks) -> List[GraphClick]:

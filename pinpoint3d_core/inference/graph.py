@@ -26,6 +26,7 @@ NEIGHBOURS = 8
 # nodes and the ball holds less than this share of them (below, the cut costs more than it saves).
 BALL_MIN_NODES = 2000
 BALL_MAX_SHARE = 0.5
+DISTANCES_KEPT = 16      # seed_distance results a graph keeps (one (V,) float64 array each)
 
 
 class NeighbourGraph:
@@ -48,6 +49,7 @@ class NeighbourGraph:
         self._pairs = None
         self._starts = None
         self._tree = None        # the positions' kd-tree while lengths are metres
+        self._distances = {}     # (seeds, limit) -> seed_distance, the last few
         k = min(neighbours + 1, self.size)
         if max_gap <= 0 or k < 2:
             self.enabled = max_gap > 0
@@ -86,6 +88,7 @@ class NeighbourGraph:
         out.__dict__.update(self.__dict__)
         out.length = self.length * np.asarray(cost, dtype=np.float64)
         out._matrix = out._tree = None
+        out._distances = {}
         return out
 
     def with_link_lengths(self, length: np.ndarray) -> 'NeighbourGraph':
@@ -94,6 +97,7 @@ class NeighbourGraph:
         out.__dict__.update(self.__dict__)
         out.length = np.asarray(length, dtype=np.float64)
         out._matrix = out._tree = None
+        out._distances = {}
         return out
 
     def restricted(self, keep: np.ndarray) -> 'NeighbourGraph':
@@ -103,6 +107,7 @@ class NeighbourGraph:
         ok = keep[self.src] & keep[self.dst]
         out.src, out.dst, out.length = self.src[ok], self.dst[ok], self.length[ok]
         out._matrix = out._pairs = out._starts = None
+        out._distances = {}
         return out
 
     def restricted_to(self, nodes: np.ndarray, keep: np.ndarray) -> 'NeighbourGraph':
@@ -114,10 +119,7 @@ class NeighbourGraph:
         distances, same tie-breaks) while its cost follows ``len(nodes)``, not the whole graph.
         """
         nodes = np.asarray(nodes, dtype=np.int64)
-        starts = self._link_starts()
-        first, count = starts[nodes], starts[nodes + 1] - starts[nodes]
-        ends = np.cumsum(count)
-        links = np.repeat(first - ends + count, count) + np.arange(ends[-1] if len(ends) else 0)
+        links = self._links_from(nodes)
         links = links[keep[self.src[links]] & keep[self.dst[links]]]
         local = np.full(self.size, -1, dtype=np.int64)
         local[nodes] = np.arange(len(nodes))
@@ -126,9 +128,16 @@ class NeighbourGraph:
         out.size = len(nodes)
         out.src, out.dst = local[self.src[links]], local[self.dst[links]]
         out.length = self.length[links]
-        out._matrix = out._pairs = out._starts = None
-        out._tree = None
+        out._matrix = out._pairs = out._starts = out._tree = None
+        out._distances = {}
         return out
+
+    def _links_from(self, nodes: np.ndarray) -> np.ndarray:
+        """Return the indices of the links leaving ``nodes`` (sorted), in link order."""
+        starts = self._link_starts()
+        first, count = starts[nodes], starts[nodes + 1] - starts[nodes]
+        ends = np.cumsum(count)
+        return np.repeat(first - ends + count, count) + np.arange(ends[-1] if len(ends) else 0)
 
     def _link_starts(self) -> np.ndarray:
         """Return (V + 1,): node i's links are ``starts[i]:starts[i + 1]`` (``src`` sorted)."""
@@ -151,10 +160,11 @@ class NeighbourGraph:
         # usually a small part of the box), links kept where both ends share the label.
         seeded = np.isin(labels, np.fromiter(seeds, dtype=labels.dtype))
         nodes = np.flatnonzero(seeded)
-        keep = seeded[self.src] & (labels[self.src] == labels[self.dst])
+        links = self._links_from(nodes)
+        links = links[labels[self.src[links]] == labels[self.dst[links]]]
         local = np.full(self.size, -1, dtype=np.int64)
         local[nodes] = np.arange(len(nodes))
-        src, dst = local[self.src[keep]], local[self.dst[keep]]   # src stays sorted
+        src, dst = local[self.src[links]], local[self.dst[links]]   # src stays sorted
         indptr = np.zeros(len(nodes) + 1, dtype=np.int64)
         np.cumsum(np.bincount(src, minlength=len(nodes)), out=indptr[1:])
         graph = csr_matrix((np.ones(len(dst), dtype=np.int8), dst, indptr),
@@ -185,6 +195,18 @@ class NeighbourGraph:
         seeds = np.unique(np.asarray(seeds, dtype=np.int64))
         if not self.enabled or len(seeds) == 0:
             return np.full(self.size, np.inf)
+        # A click usually changes one part's seeds: the other parts' distances are reused.
+        key = (seeds.tobytes(), float(limit))
+        out = self._distances.pop(key, None)
+        if out is None:
+            out = self._bounded_distance(seeds, limit)
+            out.flags.writeable = False
+        self._distances[key] = out            # the newest last; the oldest go first
+        while len(self._distances) > DISTANCES_KEPT:
+            del self._distances[next(iter(self._distances))]
+        return out
+
+    def _bounded_distance(self, seeds: np.ndarray, limit: float) -> np.ndarray:
         near = self._within(seeds, limit)
         if near is None:
             return dijkstra(self._links(), directed=False, indices=seeds, limit=limit,
