@@ -55,7 +55,6 @@ class GeodesicLabeller:
         if not cut.any():
             return cut
         off_plane = {c.object_id for c in clicks if c.positive and not on_plane[c.voxel]}
-        xyz = self.surface.xyz
         for c in clicks:
             if not (c.positive and on_plane[c.voxel]):
                 continue
