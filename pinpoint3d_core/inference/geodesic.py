@@ -16,7 +16,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from pinpoint3d_core.errors import InvalidCloudError
-from pinpoint3d_core.inference.graph import NeighbourGraph
 from pinpoint3d_core.inference.surface import SurfaceGraph
 from pinpoint3d_core.interaction import (
     check_granularity, check_targets, Click, ClickBook, DEFAULT_MAX_CLICKS,
@@ -42,8 +41,6 @@ class GeodesicLabeller:
         self.graph = surface.links.with_link_lengths(costs)
         self.cutoff = float(cutoff)
         self.rim_radius = float(rim_radius)
-        self._cut: Optional[np.ndarray] = None
-        self._kept: Optional[NeighbourGraph] = None
         self._rim: Dict[int, np.ndarray] = {}      # plane voxel -> graph voxels within the rim
         self._objects: Tuple[tuple, Optional[np.ndarray]] = ((), None)   # last clicks, labels
         self._parts: Dict[int, tuple] = {}         # object -> (its clicks, mask, voxels, parts)
@@ -67,14 +64,13 @@ class GeodesicLabeller:
         """Return the voxels closer than ``rim_radius`` to ``voxel`` (kept per clicked voxel)."""
         if voxel not in self._rim:
             xyz = self.surface.xyz
-            self._rim[voxel] = np.flatnonzero(
-                ~(np.linalg.norm(xyz - xyz[voxel], axis=1) >= self.rim_radius))
+            near = np.arange(len(xyz))
+            tree = self.surface.links._tree
+            if tree is not None:     # the ball's candidates, then the exact test on them only
+                near = np.sort(tree.query_ball_point(xyz[voxel], self.rim_radius * 1.001 + 1e-9))
+            gap = np.linalg.norm(xyz[near] - xyz[voxel], axis=1)
+            self._rim[voxel] = near[~(gap >= self.rim_radius)]
         return self._rim[voxel]
-
-    def _graph_for(self, cut: np.ndarray) -> NeighbourGraph:
-        if self._cut is None or not np.array_equal(cut, self._cut):
-            self._cut, self._kept = cut, self.graph.restricted(~cut)
-        return self._kept
 
     def objects(self, clicks: Sequence[GraphClick]) -> np.ndarray:
         """Return (V,) uint32 object ids: the nearest click's (0 = background or too far)."""
@@ -88,8 +84,8 @@ class GeodesicLabeller:
         if not clicks:
             return labels
         ids = np.asarray([c.object_id if c.positive else 0 for c in clicks], dtype=np.uint32)
-        graph = self._graph_for(self.plane_cut(clicks))
-        owner = graph.nearest_seed([c.voxel for c in clicks], self.cutoff)
+        owner = self.graph.nearest_seed([c.voxel for c in clicks], self.cutoff,
+                                        keep=~self.plane_cut(clicks))
         labels[owner >= 0] = ids[owner[owner >= 0]]
         for c, i in zip(clicks, ids):                 # a clicked voxel is what it was clicked
             labels[c.voxel] = i

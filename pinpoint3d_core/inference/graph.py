@@ -16,6 +16,8 @@ distances (``seed_distance``, ``nearest_seed``) run over the same links; the bas
 links costs (``with_link_costs``) so that paths prefer one smooth surface.
 """
 
+from typing import Optional
+
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
@@ -50,6 +52,7 @@ class NeighbourGraph:
         self._starts = None
         self._tree = None        # the positions' kd-tree while lengths are metres
         self._distances = {}     # (seeds, limit) -> seed_distance, the last few
+        self._kept = None        # (kept nodes, their links' matrix) of the last nearest_seed
         k = min(neighbours + 1, self.size)
         if max_gap <= 0 or k < 2:
             self.enabled = max_gap > 0
@@ -87,7 +90,7 @@ class NeighbourGraph:
         out = object.__new__(NeighbourGraph)
         out.__dict__.update(self.__dict__)
         out.length = self.length * np.asarray(cost, dtype=np.float64)
-        out._matrix = out._tree = None
+        out._matrix = out._tree = out._kept = None
         out._distances = {}
         return out
 
@@ -96,7 +99,7 @@ class NeighbourGraph:
         out = object.__new__(NeighbourGraph)
         out.__dict__.update(self.__dict__)
         out.length = np.asarray(length, dtype=np.float64)
-        out._matrix = out._tree = None
+        out._matrix = out._tree = out._kept = None
         out._distances = {}
         return out
 
@@ -106,7 +109,7 @@ class NeighbourGraph:
         out.__dict__.update(self.__dict__)
         ok = keep[self.src] & keep[self.dst]
         out.src, out.dst, out.length = self.src[ok], self.dst[ok], self.length[ok]
-        out._matrix = out._pairs = out._starts = None
+        out._matrix = out._pairs = out._starts = out._kept = None
         out._distances = {}
         return out
 
@@ -128,7 +131,7 @@ class NeighbourGraph:
         out.size = len(nodes)
         out.src, out.dst = local[self.src[links]], local[self.dst[links]]
         out.length = self.length[links]
-        out._matrix = out._pairs = out._starts = out._tree = None
+        out._matrix = out._pairs = out._starts = out._tree = out._kept = None
         out._distances = {}
         return out
 
@@ -190,6 +193,13 @@ class NeighbourGraph:
             self._matrix = csr_matrix((w, (self.src, self.dst)), shape=(self.size, self.size))
         return self._matrix
 
+    def _kept_links(self, keep: np.ndarray) -> csr_matrix:
+        """Return the matrix of the links between kept nodes (the last one is kept)."""
+        keep = np.asarray(keep, dtype=bool)
+        if self._kept is None or not np.array_equal(self._kept[0], keep):
+            self._kept = keep.copy(), _kept_entries(self._links(), keep)
+        return self._kept[1]
+
     def seed_distance(self, seeds: np.ndarray, limit: float) -> np.ndarray:
         """Geodesic distance from every node to its nearest seed (inf beyond ``limit``)."""
         seeds = np.unique(np.asarray(seeds, dtype=np.int64))
@@ -235,13 +245,16 @@ class NeighbourGraph:
             near[ball] = True
         return near if np.count_nonzero(near) < BALL_MAX_SHARE * self.size else None
 
-    def nearest_seed(self, seeds: np.ndarray, radius: float) -> np.ndarray:
+    def nearest_seed(self, seeds: np.ndarray, radius: float,
+                     keep: Optional[np.ndarray] = None) -> np.ndarray:
         """
         Return, per node, the position in ``seeds`` of the nearest seed along the links.
 
         Distance is the geodesic length over the (undirected) links; nodes farther than
         ``radius`` from every seed read -1. When several seeds share a node the last wins,
-        as the last click on a voxel decides its label.
+        as the last click on a voxel decides its label. ``keep`` ((V,) bool) walks only the
+        links between kept nodes, as ``restricted(keep).nearest_seed`` does; the matrix of
+        the last ``keep`` is kept, and a new one is cut from this graph's (no link lists).
         """
         out = np.full(self.size, -1, dtype=np.int64)
         seeds = np.asarray(seeds, dtype=np.int64)
@@ -250,11 +263,24 @@ class NeighbourGraph:
         nodes, first_from_end = np.unique(seeds[::-1], return_index=True)
         position = np.full(self.size, -1, dtype=np.int64)
         position[nodes] = len(seeds) - 1 - first_from_end
-        _, _, source = dijkstra(self._links(), directed=False, indices=nodes, limit=radius,
-                                min_only=True, return_predecessors=True)
+        _, _, source = dijkstra(self._links() if keep is None else self._kept_links(keep),
+                                directed=False, indices=nodes, limit=radius, min_only=True,
+                                return_predecessors=True)
         reached = source >= 0
         out[reached] = position[source[reached]]
         return out
+
+
+def _kept_entries(matrix: csr_matrix, keep: np.ndarray) -> csr_matrix:
+    """Return the CSR ``matrix`` without the entries of rows or columns not kept (sorted)."""
+    rows = np.repeat(keep, np.diff(matrix.indptr))
+    ok = rows & keep[matrix.indices]
+    kept = np.zeros(len(ok) + 1, dtype=matrix.indptr.dtype)
+    np.cumsum(ok, out=kept[1:])
+    out = csr_matrix((matrix.data[ok], matrix.indices[ok], kept[matrix.indptr]),
+                     shape=matrix.shape)
+    out.has_sorted_indices = matrix.has_sorted_indices
+    return out
 
 
 def _undirected_pairs(src: np.ndarray, dst: np.ndarray, size: int, k: int, complete: bool):
