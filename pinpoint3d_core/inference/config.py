@@ -75,6 +75,13 @@ class InferenceConfig:
     # base being the handcrafted costs above (True) or the bare link length (False).
     boundary_weight: float = 20.0
     boundary_over_handcrafted: bool = False
+    # Occluded pieces (inference/occlusion.py): a piece no click reaches joins a clicked object
+    # up to this many metres away when the gap between them is hidden from the sensor at the
+    # frame's origin and the two ends look like one surface continued (normals parallel and
+    # across the gap within ``occlusion_coplanar``, a cosine margin); 0 = off (clouds not
+    # seen from their origin, such as fused room reconstructions).
+    occlusion_gap: float = 0.0
+    occlusion_coplanar: float = 0.3
     # Parts under geodesic object masks: 'geodesic' = nearest part click inside the object;
     # 'decoder' = the part decoder's labels where it agrees on the object, else the nearest
     # part click (needs a checkpoint with a click decoder).

@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from pinpoint3d_core.errors import InvalidCloudError
+from pinpoint3d_core.inference.occlusion import occlusion_join, OcclusionJoin
 from pinpoint3d_core.inference.surface import SurfaceGraph
 from pinpoint3d_core.interaction import (
     check_granularity, check_targets, Click, ClickBook, DEFAULT_MAX_CLICKS,
@@ -36,8 +37,9 @@ class GeodesicLabeller:
     """Nearest-click labelling of one SurfaceGraph with fixed link costs."""
 
     def __init__(self, surface: SurfaceGraph, costs: np.ndarray, cutoff: float,
-                 rim_radius: float):
+                 rim_radius: float, occlusion: Optional[OcclusionJoin] = None):
         self.surface = surface
+        self.occlusion = occlusion
         self.graph = surface.links.with_link_lengths(costs)
         self.cutoff = float(cutoff)
         self.rim_radius = float(rim_radius)
@@ -84,9 +86,13 @@ class GeodesicLabeller:
         if not clicks:
             return labels
         ids = np.asarray([c.object_id if c.positive else 0 for c in clicks], dtype=np.uint32)
-        owner = self.graph.nearest_seed([c.voxel for c in clicks], self.cutoff,
-                                        keep=~self.plane_cut(clicks))
+        cut = self.plane_cut(clicks)
+        owner = self.graph.nearest_seed([c.voxel for c in clicks], self.cutoff, keep=~cut)
         labels[owner >= 0] = ids[owner[owner >= 0]]
+        if self.occlusion is not None:
+            # Unreached voxels are never cut, so the whole graph has the same links among them
+            # as the cut one (in the same order).
+            labels = self.occlusion.join(labels, self.graph, ~cut & (owner < 0))
         for c, i in zip(clicks, ids):                 # a clicked voxel is what it was clicked
             labels[c.voxel] = i
         return labels
@@ -199,7 +205,8 @@ class GeodesicSession:
         self.surface = settings.surface_graph(points, colors, intensity)
         link_costs, self._probability = (costs or handcrafted_costs(settings))(self.surface)
         self.labeller = GeodesicLabeller(self.surface, link_costs, settings.geodesic_cutoff,
-                                         settings.rim_radius)
+                                         settings.rim_radius,
+                                         occlusion_join(settings, points, self.surface))
         self._book = ClickBook(points, self.surface.voxel_of_row, max_clicks)
         self._parts = part_session
         self.encode_ms = (time.perf_counter() - t0) * 1e3
