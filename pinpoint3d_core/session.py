@@ -363,7 +363,8 @@ class Session:
         apply_rules(labels, self.rules)
         return self._scatter(view, labels, out, granularity, encode_ms, t0)
 
-    def voxel_labels(self, target_objects: Optional[Sequence[int]] = None):
+    def voxel_labels(self, target_objects: Optional[Sequence[int]] = None
+                     ) -> Optional[Tuple[_EncodedView, np.ndarray, np.ndarray, float]]:
         """
         Return (view, object ids, part ids, encode ms): ``predict('both')`` per view voxel.
 
