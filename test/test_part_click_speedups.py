@@ -60,6 +60,11 @@ def test_restricted_to_walks_like_the_restricted_graph(view_graph):
     inside = np.flatnonzero(keep)
     outsider = int(np.flatnonzero(~keep)[0])            # a seed another click took over
     seeds = np.concatenate([rng.choice(inside, 4), [outsider], rng.choice(inside, 1)])
+    ok = keep[g.src] & keep[g.dst]           # restricted's links: the mask's, in order
+    for mask, links in ((keep, ok), (~keep, ~keep[g.src] & ~keep[g.dst])):
+        r = g.restricted(mask)
+        for a, b in ((r.src, g.src), (r.dst, g.dst), (r.length, g.length)):
+            np.testing.assert_array_equal(a, b[links])
     want = g.restricted(keep).nearest_seed(seeds, np.inf)
     nodes = np.union1d(inside, seeds)
     local = g.restricted_to(nodes, keep).nearest_seed(np.searchsorted(nodes, seeds), np.inf)

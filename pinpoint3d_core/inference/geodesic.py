@@ -90,9 +90,9 @@ class GeodesicLabeller:
         owner = self.graph.nearest_seed([c.voxel for c in clicks], self.cutoff, keep=~cut)
         labels[owner >= 0] = ids[owner[owner >= 0]]
         if self.occlusion is not None:
-            # Unreached voxels are never cut, so the whole graph has the same links among them
-            # as the cut one (in the same order).
-            labels = self.occlusion.join(labels, self.graph, ~cut & (owner < 0))
+            # Unreached voxels are never cut: the links among them are the cut graph's.
+            unreached = ~cut & (owner < 0)
+            labels = self.occlusion.join(labels, self.graph.restricted(unreached), unreached)
         for c, i in zip(clicks, ids):                 # a clicked voxel is what it was clicked
             labels[c.voxel] = i
         return labels

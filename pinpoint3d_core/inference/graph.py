@@ -107,7 +107,12 @@ class NeighbourGraph:
         """Return a copy with only the links whose two ends are kept ((V,) bool)."""
         out = object.__new__(NeighbourGraph)
         out.__dict__.update(self.__dict__)
-        ok = keep[self.src] & keep[self.dst]
+        nodes = np.flatnonzero(keep)
+        if len(nodes) < self.size // 2:      # few kept: gather their links (same ones, in order)
+            ok = self._links_from(nodes)
+            ok = ok[keep[self.dst[ok]]]
+        else:
+            ok = keep[self.src] & keep[self.dst]
         out.src, out.dst, out.length = self.src[ok], self.dst[ok], self.length[ok]
         out._matrix = out._pairs = out._starts = out._kept = None
         out._distances = {}
