@@ -364,6 +364,24 @@ class Session:
         apply_rules(labels, self.rules)
         return self._scatter(view, labels, out, granularity, encode_ms, t0)
 
+    def voxel_labels(self, target_objects: Optional[Sequence[int]] = None
+                     ) -> Optional[Tuple[_EncodedView, np.ndarray, np.ndarray, float]]:
+        """
+        Return (view, object ids, part ids, encode ms): ``predict('both')`` per view voxel.
+
+        The same labels as ``predict`` before they are scattered to every row, and without the
+        scores: what a caller that combines them with its own labels (GeodesicSession) needs.
+        None without a positive click (every row reads background then).
+        """
+        check_targets(target_objects, self._book.clicks)
+        if not any(c.positive for c in self._book.clicks):
+            return None
+        view, encode_ms = self._focus_view()
+        labels, _ = self._decode(view, 'both', target_objects)
+        apply_rules(labels, self.rules)
+        vox_obj, vox_parts = labels.labels()
+        return view, vox_obj, vox_parts, encode_ms
+
     # ------------------------------------------------------------------ the steps of predict
     def _encode_view(self, voxels, box=None):
         with self._autocast():

@@ -16,7 +16,6 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from pinpoint3d_core.errors import InvalidCloudError
-from pinpoint3d_core.inference.graph import NeighbourGraph
 from pinpoint3d_core.inference.occlusion import occlusion_join, OcclusionJoin
 from pinpoint3d_core.inference.surface import SurfaceGraph
 from pinpoint3d_core.interaction import (
@@ -44,8 +43,9 @@ class GeodesicLabeller:
         self.graph = surface.links.with_link_lengths(costs)
         self.cutoff = float(cutoff)
         self.rim_radius = float(rim_radius)
-        self._cut: Optional[np.ndarray] = None
-        self._kept: Optional[NeighbourGraph] = None
+        self._rim: Dict[int, np.ndarray] = {}      # plane voxel -> graph voxels within the rim
+        self._objects: Tuple[tuple, Optional[np.ndarray]] = ((), None)   # last clicks, labels
+        self._parts: Dict[int, tuple] = {}         # object -> (its clicks, mask, voxels, parts)
 
     def plane_cut(self, clicks: Sequence[GraphClick]) -> np.ndarray:
         """Return (V,) bool: support-plane voxels that stay out of the graph for these clicks."""
@@ -54,37 +54,51 @@ class GeodesicLabeller:
         if not cut.any():
             return cut
         off_plane = {c.object_id for c in clicks if c.positive and not on_plane[c.voxel]}
-        xyz = self.surface.xyz
         for c in clicks:
             if not (c.positive and on_plane[c.voxel]):
                 continue
             if c.object_id not in off_plane:
                 return np.zeros_like(cut)              # the plane itself was clicked
-            cut &= np.linalg.norm(xyz - xyz[c.voxel], axis=1) >= self.rim_radius
+            cut[self._near_rim(c.voxel)] = False
         # A negative click on the plane takes back the rim it lands in: the plane there is
         # background again, instead of a background seed that would walk into the object.
         for c in clicks:
             if not c.positive and on_plane[c.voxel]:
-                cut |= on_plane & (np.linalg.norm(xyz - xyz[c.voxel], axis=1) < self.rim_radius)
+                rim = self._near_rim(c.voxel)
+                cut[rim] |= on_plane[rim]
         return cut
 
-    def _graph_for(self, cut: np.ndarray) -> NeighbourGraph:
-        if self._cut is None or not np.array_equal(cut, self._cut):
-            self._cut, self._kept = cut, self.graph.restricted(~cut)
-        return self._kept
+    def _near_rim(self, voxel: int) -> np.ndarray:
+        """Return the voxels closer than ``rim_radius`` to ``voxel`` (kept per clicked voxel)."""
+        if voxel not in self._rim:
+            xyz = self.surface.xyz
+            near = np.arange(len(xyz))
+            tree = self.surface.links._tree
+            if tree is not None:     # the ball's candidates, then the exact test on them only
+                near = np.sort(tree.query_ball_point(xyz[voxel], self.rim_radius * 1.001 + 1e-9))
+            gap = np.linalg.norm(xyz[near] - xyz[voxel], axis=1)
+            self._rim[voxel] = near[~(gap >= self.rim_radius)]
+        return self._rim[voxel]
 
     def objects(self, clicks: Sequence[GraphClick]) -> np.ndarray:
         """Return (V,) uint32 object ids: the nearest click's (0 = background or too far)."""
+        key = tuple(clicks)
+        if self._objects[1] is None or self._objects[0] != key:   # they depend on the clicks only
+            self._objects = key, self._nearest_objects(clicks)
+        return self._objects[1].copy()
+
+    def _nearest_objects(self, clicks: Sequence[GraphClick]) -> np.ndarray:
         labels = np.zeros(self.surface.size, dtype=np.uint32)
         if not clicks:
             return labels
         ids = np.asarray([c.object_id if c.positive else 0 for c in clicks], dtype=np.uint32)
         cut = self.plane_cut(clicks)
-        graph = self._graph_for(cut)
-        owner = graph.nearest_seed([c.voxel for c in clicks], self.cutoff)
+        owner = self.graph.nearest_seed([c.voxel for c in clicks], self.cutoff, keep=~cut)
         labels[owner >= 0] = ids[owner[owner >= 0]]
         if self.occlusion is not None:
-            labels = self.occlusion.join(labels, graph, ~cut & (owner < 0))
+            # Unreached voxels are never cut: the links among them are the cut graph's.
+            unreached = ~cut & (owner < 0)
+            labels = self.occlusion.join(labels, self.graph.restricted(unreached), unreached)
         for c, i in zip(clicks, ids):                 # a clicked voxel is what it was clicked
             labels[c.voxel] = i
         return labels
@@ -100,11 +114,26 @@ class GeodesicLabeller:
             if not any(c.part_id for c in mine):
                 continue
             inside = objects == k
-            owner = self.graph.restricted(inside).nearest_seed([c.voxel for c in mine], np.inf)
-            pid = np.asarray([c.part_id for c in mine], dtype=np.uint32)
-            sel = inside & (owner >= 0)
-            parts[sel] = pid[owner[sel]]
+            key = (tuple(mine), inside.tobytes())
+            if k not in self._parts or self._parts[k][:2] != key:
+                self._parts[k] = key + self._object_parts(mine, inside)
+            voxels, pid = self._parts[k][2:]
+            parts[voxels] = pid
+        for k in set(self._parts) - set(by_object):
+            del self._parts[k]
         return parts
+
+    def _object_parts(self, mine: List[GraphClick], inside: np.ndarray):
+        """Return (voxels, part ids): object ``inside``'s voxels reached from its clicks."""
+        seeds = np.asarray([c.voxel for c in mine], dtype=np.int64)
+        # The object's graph alone (plus any seed a later click took over, unlinked as in
+        # the whole restricted graph): the same Dijkstra at the object's size, not V.
+        nodes = np.union1d(np.flatnonzero(inside), seeds)
+        local = self.graph.restricted_to(nodes, inside).nearest_seed(
+            np.searchsorted(nodes, seeds), np.inf)
+        pid = np.asarray([c.part_id for c in mine], dtype=np.uint32)
+        sel = inside[nodes] & (local >= 0)
+        return nodes[sel], pid[local[sel]]
 
 
 def graph_clicks(clicks) -> List[GraphClick]:
@@ -247,10 +276,7 @@ class GeodesicSession:
         encode_ms = 0.0
         if self._parts is not None and granularity != 'object' and any(
                 c.part_id for c in clicks if c.positive):
-            dec = self._parts.predict('both', target_objects)
-            encode_ms = dec.encode_ms
-            agree = (dec.object_ids == obj) & (obj > 0)
-            part[agree] = dec.part_ids[agree]
+            encode_ms = self._decoder_parts(obj, part, target_objects)
         for c in self._book.clicks:  # a clicked point always gets its click's label
             obj[c.index] = c.object_id if c.positive else 0
             if granularity != 'object':
@@ -261,3 +287,20 @@ class GeodesicSession:
         scores = boundary_scores(self.surface, self._probability, obj_v, objs)
         return Prediction(obj, part, scores, {p: scores[p[0]] for p in parts},
                           (time.perf_counter() - t0) * 1e3 - encode_ms, granularity, encode_ms)
+
+    def _decoder_parts(self, obj: np.ndarray, part: np.ndarray, target_objects) -> float:
+        """
+        Give ``part`` the decoder's part where the decoder puts a row in the same object.
+
+        Only rows inside the decoder's view can agree (it reads background elsewhere), so the
+        comparison runs on those rows. Returns the decoder's encode ms.
+        """
+        decoded = self._parts.voxel_labels(target_objects)
+        if decoded is None:
+            return 0.0
+        view, dec_obj, dec_part, encode_ms = decoded
+        rows, voxel = view.voxels.valid_rows, view.voxels.inverse
+        mine = obj[rows]
+        agree = (dec_obj[voxel] == mine) & (mine > 0)
+        part[rows[agree]] = dec_part[voxel[agree]]
+        return encode_ms

@@ -16,12 +16,19 @@ distances (``seed_distance``, ``nearest_seed``) run over the same links; the bas
 links costs (``with_link_costs``) so that paths prefer one smooth surface.
 """
 
+from typing import Optional
+
 import numpy as np
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components, dijkstra
 from scipy.spatial import cKDTree
 
 NEIGHBOURS = 8
+# Bounded Dijkstras run on the ball around their seeds when the graph has at least this many
+# nodes and the ball holds less than this share of them (below, the cut costs more than it saves).
+BALL_MIN_NODES = 2000
+BALL_MAX_SHARE = 0.5
+DISTANCES_KEPT = 16      # seed_distance results a graph keeps (one (V,) float64 array each)
 
 
 class NeighbourGraph:
@@ -42,6 +49,10 @@ class NeighbourGraph:
         self.neighbours = 0
         self._matrix = None
         self._pairs = None
+        self._starts = None
+        self._tree = None        # the positions' kd-tree while lengths are metres
+        self._distances = {}     # (seeds, limit) -> seed_distance, the last few
+        self._kept = None        # (kept nodes, their links' matrix) of the last nearest_seed
         k = min(neighbours + 1, self.size)
         if max_gap <= 0 or k < 2:
             self.enabled = max_gap > 0
@@ -49,7 +60,8 @@ class NeighbourGraph:
         self.enabled = True
         self.neighbours = k - 1
         # workers=-1: the queries are independent, so every core may take a share (same result)
-        dist, nbr = cKDTree(xyz).query(xyz, k, workers=-1)
+        self._tree = cKDTree(xyz)
+        dist, nbr = self._tree.query(xyz, k, workers=-1)
         near = (dist[:, 1:] <= max_gap).ravel()
         self.src = np.repeat(np.arange(self.size), k - 1)[near]
         self.dst = nbr[:, 1:].ravel()[near]
@@ -78,7 +90,8 @@ class NeighbourGraph:
         out = object.__new__(NeighbourGraph)
         out.__dict__.update(self.__dict__)
         out.length = self.length * np.asarray(cost, dtype=np.float64)
-        out._matrix = None
+        out._matrix = out._tree = out._kept = None
+        out._distances = {}
         return out
 
     def with_link_lengths(self, length: np.ndarray) -> 'NeighbourGraph':
@@ -86,17 +99,59 @@ class NeighbourGraph:
         out = object.__new__(NeighbourGraph)
         out.__dict__.update(self.__dict__)
         out.length = np.asarray(length, dtype=np.float64)
-        out._matrix = None
+        out._matrix = out._tree = out._kept = None
+        out._distances = {}
         return out
 
     def restricted(self, keep: np.ndarray) -> 'NeighbourGraph':
         """Return a copy with only the links whose two ends are kept ((V,) bool)."""
         out = object.__new__(NeighbourGraph)
         out.__dict__.update(self.__dict__)
-        ok = keep[self.src] & keep[self.dst]
+        nodes = np.flatnonzero(keep)
+        if len(nodes) < self.size // 2:      # few kept: gather their links (same ones, in order)
+            ok = self._links_from(nodes)
+            ok = ok[keep[self.dst[ok]]]
+        else:
+            ok = keep[self.src] & keep[self.dst]
         out.src, out.dst, out.length = self.src[ok], self.dst[ok], self.length[ok]
-        out._matrix = out._pairs = None
+        out._matrix = out._pairs = out._starts = out._kept = None
+        out._distances = {}
         return out
+
+    def restricted_to(self, nodes: np.ndarray, keep: np.ndarray) -> 'NeighbourGraph':
+        """
+        Return ``restricted(keep)`` cut down to ``nodes`` (sorted, holding every kept node).
+
+        Node ``i`` of the result is ``nodes[i]``. The relabelling keeps the node order and the
+        links' order, so a Dijkstra on it does the same steps as on ``restricted(keep)`` (same
+        distances, same tie-breaks) while its cost follows ``len(nodes)``, not the whole graph.
+        """
+        nodes = np.asarray(nodes, dtype=np.int64)
+        links = self._links_from(nodes)
+        links = links[keep[self.src[links]] & keep[self.dst[links]]]
+        local = np.full(self.size, -1, dtype=np.int64)
+        local[nodes] = np.arange(len(nodes))
+        out = object.__new__(NeighbourGraph)
+        out.__dict__.update(self.__dict__)
+        out.size = len(nodes)
+        out.src, out.dst = local[self.src[links]], local[self.dst[links]]
+        out.length = self.length[links]
+        out._matrix = out._pairs = out._starts = out._tree = out._kept = None
+        out._distances = {}
+        return out
+
+    def _links_from(self, nodes: np.ndarray) -> np.ndarray:
+        """Return the indices of the links leaving ``nodes`` (sorted), in link order."""
+        starts = self._link_starts()
+        first, count = starts[nodes], starts[nodes + 1] - starts[nodes]
+        ends = np.cumsum(count)
+        return np.repeat(first - ends + count, count) + np.arange(ends[-1] if len(ends) else 0)
+
+    def _link_starts(self) -> np.ndarray:
+        """Return (V + 1,): node i's links are ``starts[i]:starts[i + 1]`` (``src`` sorted)."""
+        if self._starts is None:
+            self._starts = np.searchsorted(self.src, np.arange(self.size + 1))
+        return self._starts
 
     def clicked_pieces(self, labels: np.ndarray, seeds: dict) -> np.ndarray:
         """
@@ -113,10 +168,11 @@ class NeighbourGraph:
         # usually a small part of the box), links kept where both ends share the label.
         seeded = np.isin(labels, np.fromiter(seeds, dtype=labels.dtype))
         nodes = np.flatnonzero(seeded)
-        keep = seeded[self.src] & (labels[self.src] == labels[self.dst])
+        links = self._links_from(nodes)
+        links = links[labels[self.src[links]] == labels[self.dst[links]]]
         local = np.full(self.size, -1, dtype=np.int64)
         local[nodes] = np.arange(len(nodes))
-        src, dst = local[self.src[keep]], local[self.dst[keep]]   # src stays sorted
+        src, dst = local[self.src[links]], local[self.dst[links]]   # src stays sorted
         indptr = np.zeros(len(nodes) + 1, dtype=np.int64)
         np.cumsum(np.bincount(src, minlength=len(nodes)), out=indptr[1:])
         graph = csr_matrix((np.ones(len(dst), dtype=np.int8), dst, indptr),
@@ -142,21 +198,68 @@ class NeighbourGraph:
             self._matrix = csr_matrix((w, (self.src, self.dst)), shape=(self.size, self.size))
         return self._matrix
 
+    def _kept_links(self, keep: np.ndarray) -> csr_matrix:
+        """Return the matrix of the links between kept nodes (the last one is kept)."""
+        keep = np.asarray(keep, dtype=bool)
+        if self._kept is None or not np.array_equal(self._kept[0], keep):
+            self._kept = keep.copy(), _kept_entries(self._links(), keep)
+        return self._kept[1]
+
     def seed_distance(self, seeds: np.ndarray, limit: float) -> np.ndarray:
         """Geodesic distance from every node to its nearest seed (inf beyond ``limit``)."""
         seeds = np.unique(np.asarray(seeds, dtype=np.int64))
         if not self.enabled or len(seeds) == 0:
             return np.full(self.size, np.inf)
-        return dijkstra(self._links(), directed=False, indices=seeds, limit=limit,
-                        min_only=True)
+        # A click usually changes one part's seeds: the other parts' distances are reused.
+        key = (seeds.tobytes(), float(limit))
+        out = self._distances.pop(key, None)
+        if out is None:
+            out = self._bounded_distance(seeds, limit)
+            out.flags.writeable = False
+        self._distances[key] = out            # the newest last; the oldest go first
+        while len(self._distances) > DISTANCES_KEPT:
+            del self._distances[next(iter(self._distances))]
+        return out
 
-    def nearest_seed(self, seeds: np.ndarray, radius: float) -> np.ndarray:
+    def _bounded_distance(self, seeds: np.ndarray, limit: float) -> np.ndarray:
+        near = self._within(seeds, limit)
+        if near is None:
+            return dijkstra(self._links(), directed=False, indices=seeds, limit=limit,
+                            min_only=True)
+        nodes = np.flatnonzero(near)
+        out = np.full(self.size, np.inf)
+        out[nodes] = dijkstra(self.restricted_to(nodes, near)._links(), directed=False,
+                              indices=np.searchsorted(nodes, seeds), limit=limit,
+                              min_only=True)
+        return out
+
+    def _within(self, seeds: np.ndarray, limit: float):
+        """
+        Return (V,) bool: nodes within straight-line ``limit`` of a seed (None: no shortcut).
+
+        With metric lengths no path of at most ``limit`` leaves that ball, so a Dijkstra
+        bounded by ``limit`` never touches a node outside it: running it on the ball alone
+        gives the same distances. Only worth it when the ball is a small part of the graph.
+        """
+        if self._tree is None or not np.isfinite(limit) or self.size < BALL_MIN_NODES:
+            return None
+        reach = limit * (1.0 + 1e-6) + 1e-9            # margin for rounding in the sums
+        balls = self._tree.query_ball_point(self._tree.data[seeds], reach)
+        near = np.zeros(self.size, dtype=bool)
+        for ball in balls:
+            near[ball] = True
+        return near if np.count_nonzero(near) < BALL_MAX_SHARE * self.size else None
+
+    def nearest_seed(self, seeds: np.ndarray, radius: float,
+                     keep: Optional[np.ndarray] = None) -> np.ndarray:
         """
         Return, per node, the position in ``seeds`` of the nearest seed along the links.
 
         Distance is the geodesic length over the (undirected) links; nodes farther than
         ``radius`` from every seed read -1. When several seeds share a node the last wins,
-        as the last click on a voxel decides its label.
+        as the last click on a voxel decides its label. ``keep`` ((V,) bool) walks only the
+        links between kept nodes, as ``restricted(keep).nearest_seed`` does; the matrix of
+        the last ``keep`` is kept, and a new one is cut from this graph's (no link lists).
         """
         out = np.full(self.size, -1, dtype=np.int64)
         seeds = np.asarray(seeds, dtype=np.int64)
@@ -165,11 +268,24 @@ class NeighbourGraph:
         nodes, first_from_end = np.unique(seeds[::-1], return_index=True)
         position = np.full(self.size, -1, dtype=np.int64)
         position[nodes] = len(seeds) - 1 - first_from_end
-        _, _, source = dijkstra(self._links(), directed=False, indices=nodes, limit=radius,
-                                min_only=True, return_predecessors=True)
+        _, _, source = dijkstra(self._links() if keep is None else self._kept_links(keep),
+                                directed=False, indices=nodes, limit=radius, min_only=True,
+                                return_predecessors=True)
         reached = source >= 0
         out[reached] = position[source[reached]]
         return out
+
+
+def _kept_entries(matrix: csr_matrix, keep: np.ndarray) -> csr_matrix:
+    """Return the CSR ``matrix`` without the entries of rows or columns not kept (sorted)."""
+    rows = np.repeat(keep, np.diff(matrix.indptr))
+    ok = rows & keep[matrix.indices]
+    kept = np.zeros(len(ok) + 1, dtype=matrix.indptr.dtype)
+    np.cumsum(ok, out=kept[1:])
+    out = csr_matrix((matrix.data[ok], matrix.indices[ok], kept[matrix.indptr]),
+                     shape=matrix.shape)
+    out.has_sorted_indices = matrix.has_sorted_indices
+    return out
 
 
 def _undirected_pairs(src: np.ndarray, dst: np.ndarray, size: int, k: int, complete: bool):

@@ -66,12 +66,23 @@ def part_prior(view: ViewLabels, temperature_voxels: float) -> None:
             view.part_labels[k] = logits.argmax(dim=1)
             continue
         cols = sorted(columns)
-        dist = np.stack([np.minimum(graph.seed_distance(columns[j], reach * size) / size, reach)
-                         for j in cols])
-        prior = np.zeros((logits.shape[1], graph.size), dtype=np.float32)
+        # Part labels are read only inside the object's mask (ViewLabels.labels): once that
+        # is set, the prior is computed on its voxels alone (row by row, the same numbers).
+        rows = None
+        if view.object_labels is not None:
+            rows = torch.nonzero(view.object_labels == view.object_column(k)).view(-1)
+        at = slice(None) if rows is None else rows.cpu().numpy()
+        dist = np.stack([np.minimum(graph.seed_distance(columns[j], reach * size)[at] / size,
+                                    reach) for j in cols])
+        prior = np.zeros((logits.shape[1], dist.shape[1]), dtype=np.float32)
         prior[cols] = -(dist - dist.min(axis=0)) / temperature_voxels
         prior = torch.as_tensor(prior.T, device=logits.device)
-        view.part_labels[k] = (torch.log_softmax(logits.float(), dim=1) + prior).argmax(dim=1)
+        mine = logits if rows is None else logits[rows]
+        choice = (torch.log_softmax(mine.float(), dim=1) + prior).argmax(dim=1)
+        if rows is not None:
+            choice = torch.zeros(len(logits), dtype=choice.dtype,
+                                 device=choice.device).index_copy_(0, rows, choice)
+        view.part_labels[k] = choice
 
 
 def override_clicked_parts(view: ViewLabels) -> None:

@@ -466,7 +466,7 @@ class PinPoint3D(nn.Module):
             queries, scene = layer(queries, qpos, scene, enc.token_pos, mask, kv, s2c_q,
                                    scene_rows)
             static = static and not layer.scene_update
-            emb, logits, mask = head(queries, scene)
+            emb, logits, mask = head(queries, scene, li + 1 < len(layers))
             outputs.append(LayerOutput(queries, scene, emb, logits))
         return outputs
 
@@ -567,12 +567,14 @@ class MaskHead:
     fallback: Optional[torch.Tensor] = None
     gate: Optional[tuple] = None
 
-    def __call__(self, queries: torch.Tensor, scene: torch.Tensor):
-        """Return (mask embeddings (Q, d), token logits (T, C), next mask (Q, T))."""
+    def __call__(self, queries: torch.Tensor, scene: torch.Tensor, next_layer: bool = True):
+        """Return (mask embeddings (Q, d), token logits (T, C), next mask (Q, T) or None)."""
         emb = self.embed(self.norm(queries))
         logits = fuse_max(scene @ emb.T, self.groups, self.num_columns, self.segments)
         if self.gate is not None:
             logits = gate_by_object(logits, *self.gate)
+        if not next_layer:               # the last layer's mask would have no reader
+            return emb, logits, None
         mask = mask_from_labels(logits.argmax(dim=1), self.groups, region=self.region,
                                 fallback=self.fallback)
         return emb, logits, mask
