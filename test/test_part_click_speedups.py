@@ -125,10 +125,6 @@ def _plain_geodesic(lab, clicks):
                 cut[:] = False
                 break
             cut &= np.linalg.norm(xyz - xyz[c.voxel], axis=1) >= lab.rim_radius
-    else:
-        for c in clicks:
-            if not c.positive and on_plane[c.voxel]:
-                cut |= on_plane & (np.linalg.norm(xyz - xyz[c.voxel], axis=1) < lab.rim_radius)
     ids = np.asarray([c.object_id if c.positive else 0 for c in clicks], dtype=np.uint32)
     owner = lab.graph.restricted(~cut).nearest_seed([c.voxel for c in clicks], lab.cutoff)
     obj = np.zeros(lab.surface.size, dtype=np.uint32)

@@ -60,12 +60,6 @@ class GeodesicLabeller:
             if c.object_id not in off_plane:
                 return np.zeros_like(cut)              # the plane itself was clicked
             cut[self._near_rim(c.voxel)] = False
-        # A negative click on the plane takes back the rim it lands in: the plane there is
-        # background again, instead of a background seed that would walk into the object.
-        for c in clicks:
-            if not c.positive and on_plane[c.voxel]:
-                rim = self._near_rim(c.voxel)
-                cut[rim] |= on_plane[rim]
         return cut
 
     def _near_rim(self, voxel: int) -> np.ndarray:
