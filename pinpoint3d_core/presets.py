@@ -49,8 +49,10 @@ PRESETS: Dict[str, Preset] = {
         _GEODESIC.replace(graph_voxel=0.005, support_plane_m=0.006, rim_radius=0.02,
                           geodesic_cutoff=1.0, colour_weight=4.0, occlusion_gap=0.2),
         'tabletop',
-        # The boundary network's term on top of the handcrafted costs (training split).
-        shipped=(('boundary_over_handcrafted', True), ('boundary_weight', 16.0))),
+        # The boundary network's term on top of the handcrafted costs, and correction clicks
+        # held back by sure boundaries (training split; docs/model.md, "Eighth release").
+        shipped=(('boundary_over_handcrafted', True), ('boundary_weight', 16.0),
+                 ('boundary_levels', (0.2, 0.4, 0.6, 0.8)))),
     'lidar': Preset(
         'lidar', 'pinpoint3d_small_lidar.pt',
         'KITTI-style spinning LiDAR sweeps in the sensor frame (x forward, z up)',

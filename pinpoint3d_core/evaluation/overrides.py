@@ -49,8 +49,8 @@ def _convert(key, text, default):
         if isinstance(default, str):
             return text.strip()
         if isinstance(default, tuple):
-            return tuple(int(v) for v in low.replace('(', '').replace(')', '').split(',')
-                         if v.strip())
+            items = [v.strip() for v in low.strip('()[] ').split(',') if v.strip()]
+            return tuple(int(v) if v.lstrip('-').isdigit() else float(v) for v in items)
         if default is None or isinstance(default, int):
             if low in ('none', 'null'):
                 return None

@@ -76,6 +76,10 @@ class InferenceConfig:
     boundary_weight: float = 20.0
     boundary_power: float = 1.0
     boundary_over_handcrafted: bool = False
+    # Thresholds on P(boundary) (inference/levels.py): a voxel goes to a click's object at the
+    # lowest threshold where the links below it join the voxel to clicks of that object only;
+    # () = off, every voxel takes its nearest click by summed costs.
+    boundary_levels: Tuple[float, ...] = ()
     # Occluded pieces (inference/occlusion.py): a piece no click reaches joins a clicked object
     # up to this many metres away when the gap between them is hidden from the sensor at the
     # frame's origin and the two ends look like one surface continued (normals parallel and

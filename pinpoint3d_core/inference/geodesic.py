@@ -16,6 +16,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from pinpoint3d_core.errors import InvalidCloudError
+from pinpoint3d_core.inference.levels import BoundaryLevels
 from pinpoint3d_core.inference.occlusion import occlusion_join, OcclusionJoin
 from pinpoint3d_core.inference.surface import SurfaceGraph
 from pinpoint3d_core.interaction import (
@@ -37,15 +38,19 @@ class GeodesicLabeller:
     """Nearest-click labelling of one SurfaceGraph with fixed link costs."""
 
     def __init__(self, surface: SurfaceGraph, costs: np.ndarray, cutoff: float,
-                 rim_radius: float, occlusion: Optional[OcclusionJoin] = None):
+                 rim_radius: float, occlusion: Optional[OcclusionJoin] = None,
+                 levels: Optional[BoundaryLevels] = None):
         self.surface = surface
         self.occlusion = occlusion
+        self.levels = levels
         self.graph = surface.links.with_link_lengths(costs)
         self.cutoff = float(cutoff)
         self.rim_radius = float(rim_radius)
         self._rim: Dict[int, np.ndarray] = {}      # plane voxel -> graph voxels within the rim
         self._objects: Tuple[tuple, Optional[np.ndarray]] = ((), None)   # last clicks, labels
         self._parts: Dict[int, tuple] = {}         # object -> (its clicks, mask, voxels, parts)
+        self._nearest_kept: Dict[tuple, tuple] = {}   # clicks -> nearest-click rule, last two
+        self._corrected_kept: Dict[tuple, np.ndarray] = {}   # clicks -> _corrected, last few
 
     def plane_cut(self, clicks: Sequence[GraphClick]) -> np.ndarray:
         """Return (V,) bool: support-plane voxels that stay out of the graph for these clicks."""
@@ -82,13 +87,12 @@ class GeodesicLabeller:
         return self._objects[1].copy()
 
     def _nearest_objects(self, clicks: Sequence[GraphClick]) -> np.ndarray:
-        labels = np.zeros(self.surface.size, dtype=np.uint32)
-        if not clicks:
-            return labels
+        labels, owner, cut = self._nearest(clicks)
+        if labels is None:
+            return np.zeros(self.surface.size, dtype=np.uint32)
+        if self.levels is not None:
+            labels = self._corrected(clicks)
         ids = np.asarray([c.object_id if c.positive else 0 for c in clicks], dtype=np.uint32)
-        cut = self.plane_cut(clicks)
-        owner = self.graph.nearest_seed([c.voxel for c in clicks], self.cutoff, keep=~cut)
-        labels[owner >= 0] = ids[owner[owner >= 0]]
         if self.occlusion is not None:
             # Unreached voxels are never cut: the links among them are the cut graph's.
             unreached = ~cut & (owner < 0)
@@ -96,6 +100,56 @@ class GeodesicLabeller:
         for c, i in zip(clicks, ids):                 # a clicked voxel is what it was clicked
             labels[c.voxel] = i
         return labels
+
+    def _corrected(self, clicks: Sequence[GraphClick]) -> np.ndarray:
+        """
+        Return the nearest-click labels, each correction click held back by the levels.
+
+        A correction click (negative, or on an object already clicked) may take a voxel from
+        the label the earlier clicks gave it only where the lowest separating boundary level
+        says so; voxels no level decides take their nearest click. The first click of an
+        object labels by nearest click alone. Labels depend on the click sequence only (each
+        prefix's labels are kept, a few at a time, so one click costs one more step).
+        """
+        done = 0
+        for k in range(len(clicks), 0, -1):
+            if tuple(clicks[:k]) in self._corrected_kept:
+                done = k
+                break
+        labels = self._corrected_kept[tuple(clicks[:done])].copy() if done else None
+        for k in range(done + 1, len(clicks) + 1):
+            now, owner, _ = self._nearest(clicks[:k])
+            last = clicks[k - 1]
+            if labels is not None and (not last.positive or any(
+                    c.positive and c.object_id == last.object_id for c in clicks[:k - 1])):
+                ids = np.asarray([c.object_id if c.positive else 0 for c in clicks[:k]],
+                                 dtype=np.uint32)
+                decided, _ = self.levels.relabel(now, np.asarray([c.voxel for c in clicks[:k]]),
+                                                 ids, owner >= 0)
+                changed = now != labels
+                now[changed] = decided[changed]
+            labels = now
+            self._corrected_kept[tuple(clicks[:k])] = labels.copy()
+            while len(self._corrected_kept) > 4:
+                del self._corrected_kept[next(iter(self._corrected_kept))]
+        return labels
+
+    def _nearest(self, clicks: Sequence[GraphClick]):
+        """Return (labels, owner, cut) of the nearest-click rule (the last two are kept)."""
+        key = tuple(clicks)
+        if key in self._nearest_kept:
+            return (self._nearest_kept[key][0].copy(),) + self._nearest_kept[key][1:]
+        if not clicks:
+            return None, None, None
+        labels = np.zeros(self.surface.size, dtype=np.uint32)
+        ids = np.asarray([c.object_id if c.positive else 0 for c in clicks], dtype=np.uint32)
+        cut = self.plane_cut(clicks)
+        owner = self.graph.nearest_seed([c.voxel for c in clicks], self.cutoff, keep=~cut)
+        labels[owner >= 0] = ids[owner[owner >= 0]]
+        self._nearest_kept[key] = labels.copy(), owner, cut
+        while len(self._nearest_kept) > 2:
+            del self._nearest_kept[next(iter(self._nearest_kept))]
+        return labels, owner, cut
 
     def parts(self, clicks: Sequence[GraphClick], objects: np.ndarray) -> np.ndarray:
         """Return (V,) uint32 part ids: inside each object, its nearest positive click's part."""
@@ -206,12 +260,21 @@ class GeodesicSession:
         link_costs, self._probability = (costs or handcrafted_costs(settings))(self.surface)
         self.labeller = GeodesicLabeller(self.surface, link_costs, settings.geodesic_cutoff,
                                          settings.rim_radius,
-                                         occlusion_join(settings, points, self.surface))
+                                         occlusion_join(settings, points, self.surface),
+                                         self._levels(settings))
         self._book = ClickBook(points, self.surface.voxel_of_row, max_clicks)
         self._parts = part_session
         self.encode_ms = (time.perf_counter() - t0) * 1e3
         if part_session is not None:
             self.encode_ms += part_session.encode_ms
+
+    def _levels(self, settings) -> Optional[BoundaryLevels]:
+        """Return the boundary levels the settings ask for (None: off or no P(boundary))."""
+        if not settings.boundary_levels or self._probability is None:
+            return None
+        links = self.surface.links
+        return BoundaryLevels(self.surface.size, links.src, links.dst, self._probability,
+                              ~self.surface.on_plane, settings.boundary_levels)
 
     @property
     def num_points(self) -> int:
