@@ -4,8 +4,9 @@ Fixed predictions of the shipped weights, for the bit-identity test of the infer
 ``record`` runs the simulated user (the harness's own click rule) for a few clicks on a fixed
 set of scenes and returns a digest of every label array the session produced; the test compares
 a fresh run with the digests stored in ``test/data/expected_labels.json``. Each scene's own
-digest is stored too, so a changed generator reads as "the scene changed", not "the model".
-Regenerate (only when a change of labels is intended and measured):
+digest is stored too, so a changed scene reads as "the scene changed", not "the model". The
+synthetic scenes are stored in ``test/data/fixture_scenes`` (``--write-scenes`` regenerates
+them). Regenerate the digests (only when a change of labels is intended and measured):
 ``python test/label_fixture.py --write``.
 """
 
@@ -18,6 +19,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 EXPECTED = os.path.join(HERE, 'data', 'expected_labels.json')
+SCENES = os.path.join(HERE, 'data', 'fixture_scenes')
 CLICKS_PER_TARGET = 3
 # (preset weights file, scene source, protocol). Synthetic scenes are the model card's seeds.
 CASES = (
@@ -44,18 +46,38 @@ def digest(*arrays):
     return h.hexdigest()[:20]
 
 
-def load_case_scene(source):
-    """Return the Scene named by ``kind:seed`` or ``real:name``."""
-    kind, _, name = source.partition(':')
-    if kind == 'real':
-        from pinpoint3d_core.scene import load_scene, real_data_dir
-        return load_scene(os.path.join(real_data_dir(), name + '.npz'))
+def scene_file(source):
+    """Return the stored scene file of a synthetic ``kind:seed`` source."""
+    return os.path.join(SCENES, source.replace(':', '_') + '.npz')
+
+
+def generate_case_scene(source):
+    """Return the generator's scene of a ``kind:seed`` source on a 10 um grid."""
     from pinpoint3d_core.synth import generate_scene
+    kind, _, name = source.partition(':')
     scene = generate_scene(kind=kind, seed=int(name))
-    # The generator's floating point differs in the last bits between CPUs (numpy picks
-    # AVX-512 or AVX2 kernels); on a 10 um grid the same seed is the same scene everywhere.
     scene.coords = np.round(scene.coords.astype(np.float64), 5).astype(np.float32)
     return scene
+
+
+def load_case_scene(source):
+    """Return the Scene named by ``kind:seed`` (stored) or ``real:name`` (shared data)."""
+    from pinpoint3d_core.scene import load_scene, real_data_dir
+    kind, _, name = source.partition(':')
+    if kind == 'real':
+        return load_scene(os.path.join(real_data_dir(), name + '.npz'))
+    # Stored, not generated: the generator's ray casting (open3d / Embree) picks different
+    # kernels on different CPUs, and the same seed gave a slightly different scene on an
+    # AMD EPYC than on the Xeon that first recorded the digests.
+    return load_scene(scene_file(source))
+
+
+def write_scenes(cases=CASES):
+    """Generate and store the synthetic scenes of ``cases`` (once; they are then fixed)."""
+    from pinpoint3d_core.scene import save_scene
+    os.makedirs(SCENES, exist_ok=True)
+    for source in sorted({c[1] for c in cases if not c[1].startswith('real:')}):
+        print('wrote', save_scene(scene_file(source), generate_case_scene(source)))
 
 
 def run_case(segmenter, scene, protocol, clicks_per_target=CLICKS_PER_TARGET):
@@ -131,7 +153,11 @@ def main():
     """Print (or with --write store) the digests of the current code."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument('--write', action='store_true', help=f'store them in {EXPECTED}')
+    parser.add_argument('--write-scenes', action='store_true',
+                        help=f'regenerate the synthetic scenes in {SCENES} first')
     args = parser.parse_args()
+    if args.write_scenes:
+        write_scenes()
     result = record()
     text = json.dumps(result, indent=1, sort_keys=True)
     if args.write:
