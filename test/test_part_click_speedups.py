@@ -184,7 +184,9 @@ def test_geodesic_session_with_decoder_parts_gives_the_plain_labels(
     fast = seg.start(pts, colors)
     plain_decoder = Session(seg, pts, colors, fast._parts.inference)
     steps = _part_clicks(room)
-    seen = {'rim': False, 'decoder': 0, 'nearest click': 0}
+    seen = {'rim': False, 'decoder': 0, 'nearest click': 0, 'kept': 0}
+    # object -> {its positive clicks: the plain decoder's labels when those clicks were new}
+    decoded = {}
     for i, click in enumerate(steps):
         fast.add_clicks([click])
         plain_decoder.add_clicks([click])
@@ -200,8 +202,18 @@ def test_geodesic_session_with_decoder_parts_gives_the_plain_labels(
         with monkeypatch.context() as m:               # and no ball shortcut for the decoder
             m.setattr(graph_module, 'BALL_MIN_NODES', 1 << 62)
             dec = plain_decoder.predict('both')
-        agree = (dec.object_ids == obj) & (obj > 0)
-        part[agree] = dec.part_ids[agree]
+        agree = np.zeros(len(obj), dtype=bool)
+        for k in sorted({c.object_id for c in fast.clicks if c.positive and c.part_id}):
+            key = tuple((c.index, c.part_id) for c in fast.clicks
+                        if c.positive and c.object_id == k)
+            d_obj, d_part = decoded.setdefault(k, {}).setdefault(
+                key, (dec.object_ids.copy(), dec.part_ids.copy()))
+            mine = (d_obj == k) & (obj == k)
+            part[mine] = d_part[mine]
+            agree |= mine
+            now = (dec.object_ids == k) & (obj == k)
+            seen['kept'] += int((mine != now).sum() + (d_part[mine & now] != dec.part_ids[
+                mine & now]).sum())
         for c in fast.clicks:
             obj[c.index] = c.object_id if c.positive else 0
             part[c.index] = c.part_id if c.positive else 0
@@ -210,11 +222,13 @@ def test_geodesic_session_with_decoder_parts_gives_the_plain_labels(
         np.testing.assert_array_equal(got.part_ids, part, err_msg=f'parts, step {i}')
         np.testing.assert_array_equal(again.object_ids, obj, err_msg=f'object only, step {i}')
         seen['rim'] |= bool(cut.any() and not cut.all() and (~cut & fast.surface.on_plane).any())
-        seen['decoder'] += int((agree & (dec.part_ids != part_v[fast.surface.voxel_of_row]
+        seen['decoder'] += int((agree & (part != part_v[fast.surface.voxel_of_row]
                                          * (fast.surface.voxel_of_row >= 0))).sum())
         seen['nearest click'] += int(((obj > 0) & ~agree).sum())
-    # the case at hand: a rim click cut the plane, and both part sources decided some rows
+    # the case at hand: a rim click cut the plane, both part sources decided some rows, and
+    # a click on one object left another's decoder parts as they were (not re-decoded)
     assert seen['rim'] and seen['decoder'] > 0 and seen['nearest click'] > 0, seen
+    assert seen['kept'] > 0, seen
 
 
 def test_part_prior_on_the_mask_equals_the_whole_view_formula(minkowski, room):

@@ -23,6 +23,8 @@ from pinpoint3d_core.interaction import (
     check_granularity, check_targets, Click, ClickBook, DEFAULT_MAX_CLICKS,
     MIN_DEFAULT_SNAP_RADIUS, Prediction, ResolvedClick, snap_radius_or_default)
 
+PART_DECODES_KEPT = 8      # decoder part labels kept per object (one per click set it had)
+
 
 @dataclasses.dataclass(frozen=True)
 class GraphClick:
@@ -264,6 +266,8 @@ class GeodesicSession:
                                          self._levels(settings))
         self._book = ClickBook(points, self.surface.voxel_of_row, max_clicks)
         self._parts = part_session
+        # object -> {its positive clicks: (rows the decoder put in it, their decoder parts)}
+        self._decoded: Dict[int, Dict[tuple, Tuple[np.ndarray, np.ndarray]]] = {}
         self.encode_ms = (time.perf_counter() - t0) * 1e3
         if part_session is not None:
             self.encode_ms += part_session.encode_ms
@@ -318,6 +322,7 @@ class GeodesicSession:
         if self._parts is not None:
             self._parts.reset()
         self._book.reset()
+        self._decoded.clear()
 
     def predict(self, granularity: str = 'both',
                 target_objects: Optional[Sequence[int]] = None) -> Prediction:
@@ -349,15 +354,32 @@ class GeodesicSession:
         """
         Give ``part`` the decoder's part where the decoder puts a row in the same object.
 
-        Only rows inside the decoder's view can agree (it reads background elsewhere), so the
-        comparison runs on those rows. Returns the decoder's encode ms.
+        The decoder runs only for objects whose own clicks changed since it last ran for
+        them (a click on one object neither pays for nor changes another object's parts);
+        an object's earlier decodes are kept by its clicks, so undo shows them again. Only
+        rows inside the decoder's view can agree. Returns the decoder's encode ms.
         """
-        decoded = self._parts.voxel_labels(target_objects)
-        if decoded is None:
-            return 0.0
-        view, dec_obj, dec_part, encode_ms = decoded
-        rows, voxel = view.voxels.valid_rows, view.voxels.inverse
-        mine = obj[rows]
-        agree = (dec_obj[voxel] == mine) & (mine > 0)
-        part[rows[agree]] = dec_part[voxel[agree]]
+        clicks = self._book.clicks
+        wanted = sorted({c.object_id for c in clicks if c.positive and c.part_id})
+        if target_objects is not None:
+            wanted = [k for k in wanted if k in set(target_objects)]
+        keys = {k: tuple((c.index, c.part_id) for c in clicks if c.positive and c.object_id == k)
+                for k in wanted}
+        stale = [k for k in wanted if keys[k] not in self._decoded.get(k, {})]
+        encode_ms = 0.0
+        if stale:
+            view, dec_obj, dec_part, encode_ms = self._parts.voxel_labels(stale)
+            rows, voxel = view.voxels.valid_rows, view.voxels.inverse
+            for k in stale:
+                mine = dec_obj[voxel] == k
+                kept = self._decoded.setdefault(k, {})
+                kept[keys[k]] = rows[mine], dec_part[voxel[mine]]
+                while len(kept) > PART_DECODES_KEPT:
+                    del kept[next(iter(kept))]
+        for k in wanted:
+            rows_k, parts_k = self._decoded[k][keys[k]]
+            agree = obj[rows_k] == k
+            part[rows_k[agree]] = parts_k[agree]
+        for k in set(self._decoded) - {c.object_id for c in clicks if c.positive}:
+            del self._decoded[k]
         return encode_ms
