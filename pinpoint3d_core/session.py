@@ -16,7 +16,8 @@ import numpy as np
 from pinpoint3d_core.errors import CheckpointError, Pinpoint3DError
 from pinpoint3d_core.inference.config import (
     default_inference, InferenceConfig, resolve_inference)
-from pinpoint3d_core.inference.geodesic import GeodesicSession, handcrafted_costs
+from pinpoint3d_core.inference.geodesic import (
+    GeodesicSession, handcrafted_costs, learned_link_costs)
 from pinpoint3d_core.inference.graph import NeighbourGraph
 from pinpoint3d_core.inference.pipeline import apply_rules, inference_rules
 from pinpoint3d_core.inference.view import ViewClick, ViewLabels
@@ -252,11 +253,7 @@ class Segmenter:
         def learned(surface):
             with torch.inference_mode():
                 probability = net.boundary_probability(surface)
-            base = None
-            if settings.boundary_over_handcrafted:
-                base = surface.handcrafted_costs(settings.normal_weight, settings.colour_weight)
-            return surface.learned_costs(probability, settings.boundary_weight, base,
-                                         settings.boundary_power), probability
+            return learned_link_costs(settings, surface, probability), probability
         return learned
 
 

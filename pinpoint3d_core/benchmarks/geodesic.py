@@ -103,6 +103,7 @@ def tabletop_segmenter(boundary: Optional[str] = None):
 def encode_stages(seg, points, colors) -> Dict[str, tuple]:
     """Run the encode's stages one by one; returns name -> (wall ms, CPU ms)."""
     import torch
+    from pinpoint3d_core.inference.geodesic import handcrafted_link_costs, learned_link_costs
     from pinpoint3d_core.model.boundary import voxel_grid, voxel_inputs
     settings = seg.inference
     start = _clock()
@@ -115,15 +116,11 @@ def encode_stages(seg, points, colors) -> Dict[str, tuple]:
             emb = seg.boundary.embeddings(voxel_grid(surface), voxel_inputs(surface))
             stages['boundary_net'] = _since(t)
             t = _clock()
-            prob = seg.boundary.pair_probability(surface, emb)
-            base = None
-            if settings.boundary_over_handcrafted:
-                base = surface.handcrafted_costs(settings.normal_weight, settings.colour_weight)
-            surface.learned_costs(prob, settings.boundary_weight, base, settings.boundary_power)
+            learned_link_costs(settings, surface, seg.boundary.pair_probability(surface, emb))
             stages['link_mlp'] = _since(t)
     else:
         t = _clock()
-        surface.handcrafted_costs(settings.normal_weight, settings.colour_weight)
+        handcrafted_link_costs(settings, surface)
         stages['link_costs'] = _since(t)
     if settings.geodesic_parts == 'decoder' and seg.model is not None:
         from pinpoint3d_core.session import Session

@@ -71,6 +71,13 @@ class InferenceConfig:
     # Handcrafted link costs (baseline): length x (1 + w_n normal change + w_c colour change).
     normal_weight: float = 4.0
     colour_weight: float = 12.0
+    # Concave links (normals turned to the sensor at the frame's origin): where a link's end
+    # normals converge by more than ``concave_threshold`` (their difference along the link),
+    # two surfaces meet in a groove, as stacked or touching objects do and the faces of one
+    # convex object do not; such links cost ``concave_factor`` times their price above.
+    # 1 = off (clouds not seen from their origin, such as fused room reconstructions).
+    concave_factor: float = 1.0
+    concave_threshold: float = 0.05
     # Learned link costs: base + this many voxel sizes x (-log(1 - P(boundary)))^power, the
     # base being the handcrafted costs above (True) or the bare link length (False).
     boundary_weight: float = 20.0

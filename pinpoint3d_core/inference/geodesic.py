@@ -207,10 +207,24 @@ def scatter_to_rows(voxel_of_row: np.ndarray, objects: np.ndarray, parts: np.nda
 LinkCosts = Callable[[SurfaceGraph], Tuple[np.ndarray, Optional[np.ndarray]]]
 
 
+def handcrafted_link_costs(settings, surface: SurfaceGraph) -> np.ndarray:
+    """Return the baseline's link prices of ``surface`` under ``settings``."""
+    return surface.handcrafted_costs(settings.normal_weight, settings.colour_weight,
+                                     settings.concave_factor, settings.concave_threshold)
+
+
 def handcrafted_costs(settings) -> LinkCosts:
     """Return the baseline's link costs: length x (1 + normal and colour change terms)."""
-    return lambda surface: (surface.handcrafted_costs(settings.normal_weight,
-                                                      settings.colour_weight), None)
+    return lambda surface: (handcrafted_link_costs(settings, surface), None)
+
+
+def learned_link_costs(settings, surface: SurfaceGraph,
+                       probability: np.ndarray) -> np.ndarray:
+    """Return the learned link costs: the boundary network's term over the base prices."""
+    base = handcrafted_link_costs(settings, surface) if settings.boundary_over_handcrafted \
+        else None
+    return surface.learned_costs(probability, settings.boundary_weight, base,
+                                 settings.boundary_power)
 
 
 def boundary_scores(surface: SurfaceGraph, probability: Optional[np.ndarray],

@@ -298,10 +298,38 @@ class SurfaceGraph:
         side = plane.signed_distance(np.asarray(sensor, dtype=np.float64)[None])[0]
         return plane.normal if side >= 0 else -plane.normal
 
-    def handcrafted_costs(self, normal_weight: float, colour_weight: float) -> np.ndarray:
-        """Link lengths (m) times 1 + normal and colour/intensity change (the baseline's)."""
+    def link_concavity(self, sensor=(0.0, 0.0, 0.0)) -> np.ndarray:
+        """
+        Return (L,) how concave each link is seen from ``sensor`` (> 0 concave, < 0 convex).
+
+        With both normals turned towards the sensor, (n_src - n_dst) . u for the link's unit
+        direction u (src to dst): ends whose normals lean towards each other sit in a groove (the
+        local-convexity test of LCCP-style segmentation; Stein et al., CVPR 2014).
+        """
+        n = self.normals * np.where(
+            np.einsum('ij,ij->i', self.normals,
+                      np.asarray(sensor, dtype=np.float64)[None] - self.xyz) >= 0,
+            1.0, -1.0)[:, None]
+        src, dst = self.links.src, self.links.dst
+        d = self.xyz[dst] - self.xyz[src]
+        u = d / np.maximum(np.linalg.norm(d, axis=1), 1e-12)[:, None]
+        return np.einsum('ij,ij->i', n[src] - n[dst], u)
+
+    def handcrafted_costs(self, normal_weight: float, colour_weight: float,
+                          concave_factor: float = 1.0,
+                          concave_threshold: float = 0.05) -> np.ndarray:
+        """
+        Link lengths (m) x (1 + normal and colour/intensity change) (the baseline's prices).
+
+        Links more concave than ``concave_threshold`` (``link_concavity``, seen from the
+        frame's origin) cost ``concave_factor`` times as much; 1 = no concavity term.
+        """
         f = self.link_features
-        return self.links.length * (1.0 + normal_weight * f[:, 1] + colour_weight * f[:, 5])
+        cost = self.links.length * (1.0 + normal_weight * f[:, 1] + colour_weight * f[:, 5])
+        if concave_factor != 1.0:
+            cost = np.where(self.link_concavity() > concave_threshold, concave_factor * cost,
+                            cost)
+        return cost
 
     def learned_costs(self, cut_probability: np.ndarray, weight: float,
                       base: Optional[np.ndarray] = None, power: float = 1.0) -> np.ndarray:
