@@ -310,10 +310,13 @@ class SurfaceGraph:
             np.einsum('ij,ij->i', self.normals,
                       np.asarray(sensor, dtype=np.float64)[None] - self.xyz) >= 0,
             1.0, -1.0)[:, None]
-        src, dst = self.links.src, self.links.dst
+        # Symmetric in the two ends: once per undirected pair, copied to both links.
+        first, pair = self.links.undirected_pairs()
+        src, dst = self.links.src[first], self.links.dst[first]
         d = self.xyz[dst] - self.xyz[src]
-        u = d / np.maximum(np.linalg.norm(d, axis=1), 1e-12)[:, None]
-        return np.einsum('ij,ij->i', n[src] - n[dst], u)
+        value = np.einsum('ij,ij->i', n[src] - n[dst], d) / np.maximum(
+            np.sqrt(np.einsum('ij,ij->i', d, d)), 1e-12)
+        return value[pair]
 
     def handcrafted_costs(self, normal_weight: float, colour_weight: float,
                           concave_factor: float = 1.0,
