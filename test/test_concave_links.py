@@ -58,6 +58,9 @@ def test_link_concavity_is_positive_in_grooves_and_negative_on_ridges():
     assert np.median(concavity[groove]) > 0.3
     assert np.median(concavity[ridge]) < -0.3
     assert np.abs(np.median(concavity[flat])) < 0.05
+    # the build's own products (sensor at the origin) and the general path agree
+    elsewhere = surface.link_concavity(sensor=(1e-9, 0.0, 0.0))
+    assert np.allclose(elsewhere, concavity, atol=1e-9)
 
 
 def test_concave_links_separate_stacked_boxes_better():

@@ -255,8 +255,12 @@ class SurfaceGraph:
         length = np.linalg.norm(d, axis=1)
         u = d / np.maximum(length, 1e-12)[:, None]
         n_src, n_dst = self.normals[src], self.normals[dst]
-        crease = (np.abs(np.einsum('ij,ij->i', n_src, u))
-                  + np.abs(np.einsum('ij,ij->i', n_dst, u)))
+        along_src, along_dst = np.einsum('ij,ij->i', n_src, u), np.einsum('ij,ij->i', n_dst, u)
+        crease = np.abs(along_src) + np.abs(along_dst)
+        # The concavity seen from the origin comes from the same products (link_concavity).
+        turn = self._towards(np.zeros(3))
+        self._origin_concavity = (turn[src] * along_src - turn[dst] * along_dst)[pair]
+        self._origin_concavity.flags.writeable = False
         c_src, c_dst = self.curvature[src], self.curvature[dst]
         out = np.empty((len(first), len(LINK_FEATURES)), dtype=np.float32)
         out[:, 0] = length / self.voxel
@@ -306,17 +310,22 @@ class SurfaceGraph:
         direction u (src to dst): ends whose normals lean towards each other sit in a groove (the
         local-convexity test of LCCP-style segmentation; Stein et al., CVPR 2014).
         """
-        n = self.normals * np.where(
-            np.einsum('ij,ij->i', self.normals,
-                      np.asarray(sensor, dtype=np.float64)[None] - self.xyz) >= 0,
-            1.0, -1.0)[:, None]
-        # Symmetric in the two ends: once per undirected pair, copied to both links.
+        sensor = np.asarray(sensor, dtype=np.float64)
+        if not sensor.any():
+            return self._origin_concavity
+        turn = self._towards(sensor)
         first, pair = self.links.undirected_pairs()
         src, dst = self.links.src[first], self.links.dst[first]
         d = self.xyz[dst] - self.xyz[src]
-        value = np.einsum('ij,ij->i', n[src] - n[dst], d) / np.maximum(
-            np.sqrt(np.einsum('ij,ij->i', d, d)), 1e-12)
+        u = d / np.maximum(np.linalg.norm(d, axis=1), 1e-12)[:, None]
+        value = (turn[src] * np.einsum('ij,ij->i', self.normals[src], u)
+                 - turn[dst] * np.einsum('ij,ij->i', self.normals[dst], u))
         return value[pair]
+
+    def _towards(self, sensor: np.ndarray) -> np.ndarray:
+        """Return (V,) +1 / -1: the sign that turns each voxel's normal towards ``sensor``."""
+        return np.where(np.einsum('ij,ij->i', self.normals, sensor[None] - self.xyz) >= 0,
+                        1.0, -1.0)
 
     def handcrafted_costs(self, normal_weight: float, colour_weight: float,
                           concave_factor: float = 1.0,
