@@ -72,6 +72,27 @@ def test_a_click_on_the_table_alone_selects_the_table():
     assert (pred[labels == 0] == 3).mean() > 0.95
 
 
+def test_a_click_in_a_pocket_of_the_plane_frees_the_plane_around_it():
+    # A mug's inner bottom sits a few mm above the table and reads as plane; the voxel clicked
+    # there is off the plane but nearly all its links end on it.
+    pts, labels = _table_with_two_boxes()
+    pred, surface, labeller = _label(pts, labels, [])
+    links = surface.links
+    table = np.flatnonzero(surface.on_plane)
+    pocket = int(table[len(table) // 2])
+    rim = labeller._near_rim(pocket)
+    surface.on_plane[pocket] = False                 # the clicked voxel just above the plane
+    labeller._nearest_kept.clear()
+    assert np.mean(surface.on_plane[links.dst[links.src == pocket]]) >= 0.9
+    cut = labeller.plane_cut([GraphClick(pocket, 1, 0, True)])
+    assert not cut[rim].any() and cut.sum() == surface.on_plane.sum() - (rim.size - 1)
+    reach = labeller.objects([GraphClick(pocket, 1, 0, True)])
+    assert (reach == 1).sum() >= rim.size
+    # a click on an ordinary off-plane voxel (a box) leaves the plane cut whole
+    box = int(surface.voxel_of_row[np.flatnonzero(labels == 1)[0]])
+    assert np.array_equal(labeller.plane_cut([GraphClick(box, 1, 0, True)]), surface.on_plane)
+
+
 def test_negative_click_and_cutoff_bound_the_mask():
     pts, labels = _table_with_two_boxes()
     a = int(np.flatnonzero(labels == 1)[0])

@@ -23,6 +23,7 @@ from pinpoint3d_core.interaction import (
     check_granularity, check_targets, Click, ClickBook, DEFAULT_MAX_CLICKS,
     MIN_DEFAULT_SNAP_RADIUS, Prediction, ResolvedClick, snap_radius_or_default)
 
+POCKET_SHARE = 0.9         # a clicked voxel this share of whose links end on the plane
 PART_DECODES_KEPT = 8      # decoder part labels kept per object (one per click set it had)
 
 
@@ -62,12 +63,27 @@ class GeodesicLabeller:
             return cut
         off_plane = {c.object_id for c in clicks if c.positive and not on_plane[c.voxel]}
         for c in clicks:
-            if not (c.positive and on_plane[c.voxel]):
+            if not c.positive:
                 continue
-            if c.object_id not in off_plane:
-                return np.zeros_like(cut)              # the plane itself was clicked
+            if on_plane[c.voxel]:
+                if c.object_id not in off_plane:
+                    return np.zeros_like(cut)          # the plane itself was clicked
+            elif not self._in_pocket(c.voxel):
+                continue
             cut[self._near_rim(c.voxel)] = False
         return cut
+
+    def _in_pocket(self, voxel: int) -> bool:
+        """
+        Return True when most of ``voxel``'s links lead onto the support plane.
+
+        A surface just above the plane, such as a mug's inner bottom, reads as plane; a click
+        there would reach almost nothing, so it frees the plane within ``rim_radius`` as an
+        on-plane click does.
+        """
+        links = self.surface.links
+        ends = links.dst[links._links_from(np.asarray([voxel]))]
+        return len(ends) > 0 and np.mean(self.surface.on_plane[ends]) >= POCKET_SHARE
 
     def _near_rim(self, voxel: int) -> np.ndarray:
         """Return the voxels closer than ``rim_radius`` to ``voxel`` (kept per clicked voxel)."""
