@@ -392,7 +392,8 @@ class GeodesicSession:
         clicks = self._book.clicks
         wanted = sorted({c.object_id for c in clicks if c.positive and c.part_id})
         if target_objects is not None:
-            wanted = [k for k in wanted if k in set(target_objects)]
+            targets = set(target_objects)
+            wanted = [k for k in wanted if k in targets]
         keys = {k: tuple((c.index, c.part_id) for c in clicks if c.positive and c.object_id == k)
                 for k in wanted}
         stale = [k for k in wanted if keys[k] not in self._decoded.get(k, {})]

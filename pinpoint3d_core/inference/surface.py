@@ -257,10 +257,7 @@ class SurfaceGraph:
         n_src, n_dst = self.normals[src], self.normals[dst]
         along_src, along_dst = np.einsum('ij,ij->i', n_src, u), np.einsum('ij,ij->i', n_dst, u)
         crease = np.abs(along_src) + np.abs(along_dst)
-        # The concavity seen from the origin comes from the same products (link_concavity).
-        turn = self._towards(np.zeros(3))
-        self._origin_concavity = (turn[src] * along_src - turn[dst] * along_dst)[pair]
-        self._origin_concavity.flags.writeable = False
+        self._along = along_src, along_dst     # link_concavity reads the same products
         c_src, c_dst = self.curvature[src], self.curvature[dst]
         out = np.empty((len(first), len(LINK_FEATURES)), dtype=np.float32)
         out[:, 0] = length / self.voxel
@@ -308,24 +305,16 @@ class SurfaceGraph:
 
         With both normals turned towards the sensor, (n_src - n_dst) . u for the link's unit
         direction u (src to dst): ends whose normals lean towards each other sit in a groove (the
-        local-convexity test of LCCP-style segmentation; Stein et al., CVPR 2014).
+        local-convexity test of LCCP-style segmentation; Stein et al., CVPR 2014). Read from
+        the normal-along-link products the link features already computed.
         """
         sensor = np.asarray(sensor, dtype=np.float64)
-        if not sensor.any():
-            return self._origin_concavity
-        turn = self._towards(sensor)
-        first, pair = self.links.undirected_pairs()
-        src, dst = self.links.src[first], self.links.dst[first]
-        d = self.xyz[dst] - self.xyz[src]
-        u = d / np.maximum(np.linalg.norm(d, axis=1), 1e-12)[:, None]
-        value = (turn[src] * np.einsum('ij,ij->i', self.normals[src], u)
-                 - turn[dst] * np.einsum('ij,ij->i', self.normals[dst], u))
-        return value[pair]
-
-    def _towards(self, sensor: np.ndarray) -> np.ndarray:
-        """Return (V,) +1 / -1: the sign that turns each voxel's normal towards ``sensor``."""
-        return np.where(np.einsum('ij,ij->i', self.normals, sensor[None] - self.xyz) >= 0,
+        turn = np.where(np.einsum('ij,ij->i', self.normals, sensor[None] - self.xyz) >= 0,
                         1.0, -1.0)
+        first, pair = self.links.undirected_pairs()
+        along_src, along_dst = self._along
+        value = turn[self.links.src[first]] * along_src - turn[self.links.dst[first]] * along_dst
+        return value[pair]
 
     def handcrafted_costs(self, normal_weight: float, colour_weight: float,
                           concave_factor: float = 1.0,
