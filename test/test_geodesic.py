@@ -82,7 +82,6 @@ def test_a_click_in_a_pocket_of_the_plane_frees_the_plane_around_it():
     pocket = int(table[len(table) // 2])
     rim = labeller._near_rim(pocket)
     surface.on_plane[pocket] = False                 # the clicked voxel just above the plane
-    labeller._nearest_kept.clear()
     assert np.mean(surface.on_plane[links.dst[links.src == pocket]]) >= 0.9
     cut = labeller.plane_cut([GraphClick(pocket, 1, 0, True)])
     assert not cut[rim].any() and cut.sum() == surface.on_plane.sum() - (rim.size - 1)

@@ -75,7 +75,7 @@ class GeodesicLabeller:
 
     def _in_pocket(self, voxel: int) -> bool:
         """
-        Return True when most of ``voxel``'s links lead onto the support plane.
+        Return True when at least POCKET_SHARE of ``voxel``'s links lead onto the plane.
 
         A surface just above the plane, such as a mug's inner bottom, reads as plane; a click
         there would reach almost nothing, so it frees the plane within ``rim_radius`` as an
