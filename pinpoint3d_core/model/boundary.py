@@ -21,6 +21,9 @@ from torch import nn
 # Fixed scales that bring every link feature to roughly [0, 1] (all are scale-free already).
 _LINK_SCALE = np.array([0.5, 1.0, 0.5, 3.0, 3.0, 3.0, 0.05, 0.05], dtype=np.float32)
 _LINK_CLIP = np.array([4.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0], dtype=np.float32)
+# Signed concavity (``SurfaceGraph.link_concavity``) x this, clipped to [-1, 1]: the concave
+# test's threshold (0.05) maps to 0.2, a right-angle groove or ridge saturates.
+_CONCAVITY_SCALE = 4.0
 VOXEL_CHANNELS = 8     # appearance (3), |normal| (3), curvature, height over the plane
 _PAIR_BLOCK = 16384    # links per MLP block at inference (about 2.6 MB of inputs)
 
@@ -38,6 +41,9 @@ class BoundaryConfig:
     bn_momentum: float = 0.02
     embed_dim: int = 16
     hidden: int = 32
+    # The link MLP also reads the link's signed concavity seen from the frame's origin (the
+    # sensor of a camera-frame cloud); checkpoints from before it have False.
+    link_concavity: bool = False
 
     def to_dict(self) -> dict:
         """Return a torch/JSON-safe dict."""
@@ -68,10 +74,19 @@ def voxel_inputs(surface: SurfaceGraph) -> np.ndarray:
                            height[:, None]], axis=1).astype(np.float32)
 
 
-def link_inputs(surface: SurfaceGraph) -> np.ndarray:
-    """Return (L, 8) float32 link features scaled to about [0, 1]."""
+def link_inputs(surface: SurfaceGraph, concavity: bool = False) -> np.ndarray:
+    """Return (L, 8) float32 link features scaled to about [0, 1], (L, 9) with concavity."""
     assert surface.link_features.shape[1] == len(LINK_FEATURES)
-    return np.minimum(surface.link_features * _LINK_SCALE, _LINK_CLIP)
+    scaled = np.minimum(surface.link_features * _LINK_SCALE, _LINK_CLIP)
+    if not concavity:
+        return scaled
+    signed = np.clip(_CONCAVITY_SCALE * surface.link_concavity(), -1.0, 1.0)
+    return np.concatenate([scaled, signed.astype(np.float32)[:, None]], axis=1)
+
+
+def link_input_count(config: BoundaryConfig) -> int:
+    """Return how many link inputs a network of ``config`` reads."""
+    return len(LINK_FEATURES) + int(config.link_concavity)
 
 
 def voxel_grid(surface: SurfaceGraph) -> np.ndarray:
@@ -90,7 +105,7 @@ class BoundaryNet(nn.Module):
         self.backbone = Res16UNet(config)
         self.embed = nn.Linear(config.planes[7], config.embed_dim)
         e, h = config.embed_dim, config.hidden
-        self.head = nn.Sequential(nn.Linear(2 * e + len(LINK_FEATURES), h), nn.ReLU(),
+        self.head = nn.Sequential(nn.Linear(2 * e + link_input_count(config), h), nn.ReLU(),
                                   nn.Linear(h, h), nn.ReLU(), nn.Linear(h, 1))
         for module in self.modules():
             if isinstance(module, nn.BatchNorm1d):
@@ -116,7 +131,8 @@ class BoundaryNet(nn.Module):
         emb = self.embeddings(voxel_grid(surface), voxel_inputs(surface))
         src = torch.as_tensor(surface.links.src, device=dev)
         dst = torch.as_tensor(surface.links.dst, device=dev)
-        return self.link_logits(emb, src, dst, torch.as_tensor(link_inputs(surface), device=dev))
+        links = link_inputs(surface, self.config.link_concavity)
+        return self.link_logits(emb, src, dst, torch.as_tensor(links, device=dev))
 
     @torch.no_grad()
     def boundary_probability(self, surface: SurfaceGraph) -> np.ndarray:
@@ -138,7 +154,8 @@ class BoundaryNet(nn.Module):
         first, pair = surface.links.undirected_pairs()
         src = torch.as_tensor(surface.links.src[first], device=dev)
         dst = torch.as_tensor(surface.links.dst[first], device=dev)
-        links = torch.as_tensor(link_inputs(surface)[first], device=dev)
+        inputs = link_inputs(surface, self.config.link_concavity)
+        links = torch.as_tensor(inputs[first], device=dev)
         prob = torch.empty(len(first), dtype=torch.float32, device=dev)
         for lo in range(0, len(first), _PAIR_BLOCK):
             hi = lo + _PAIR_BLOCK

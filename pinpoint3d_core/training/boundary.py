@@ -42,6 +42,9 @@ class BoundaryTrainConfig:
     checkpoint_minutes: float = 10.0
     max_minutes: float = 0.0             # 0 = no limit
     init: str = ''                       # start from this checkpoint's boundary network
+    # The network reads each link's concavity seen from the origin (BoundaryConfig); rotation
+    # and scale then pivot on the origin, so a camera-frame cloud keeps its sensor there.
+    concavity: bool = False
 
 
 def voxel_majority(labels_of_rows: np.ndarray, voxel_of_row: np.ndarray, size: int) -> np.ndarray:
@@ -79,9 +82,9 @@ def _rotation(rng, mode: str) -> np.ndarray:
 
 
 def augment(scene: Scene, rng, cfg: BoundaryTrainConfig) -> Scene:
-    """Rotate, scale and recolour a scene (labels unchanged)."""
+    """Rotate, scale and recolour a scene (labels unchanged), about its centroid or the origin."""
     pts = np.asarray(scene.coords, dtype=np.float64)
-    centre = np.nanmean(pts, axis=0)
+    centre = np.zeros(3) if cfg.concavity else np.nanmean(pts, axis=0)
     scale = 1.0 + rng.uniform(-cfg.scale_jitter, cfg.scale_jitter)
     pts = (pts - centre) @ _rotation(rng, cfg.rotate).T * scale + centre
     colors = scene.colors
@@ -96,6 +99,27 @@ def augment(scene: Scene, rng, cfg: BoundaryTrainConfig) -> Scene:
                                intensity=intensity)
 
 
+def widened_state(init: dict, target: dict) -> dict:
+    """
+    Return ``init``'s weights for a network shaped like ``target``.
+
+    A link MLP that reads more link inputs than ``init``'s (the concavity column) gets zero
+    weights on the new inputs, so training starts from exactly the old network's answers.
+    """
+    out = dict(init)
+    for name, value in init.items():
+        want = target[name].shape
+        if value.shape == want:
+            continue
+        if value.dim() != 2 or value.shape[0] != want[0] or value.shape[1] > want[1]:
+            raise ValueError(f'--init: {name} has shape {tuple(value.shape)}, the network '
+                             f'needs {tuple(want)}')
+        grown = torch.zeros(want, dtype=value.dtype)
+        grown[:, :value.shape[1]] = value
+        out[name] = grown
+    return out
+
+
 class BoundaryTrainer:
     """Owns the network, optimiser, data and the run directory."""
 
@@ -106,10 +130,11 @@ class BoundaryTrainer:
         os.makedirs(out_dir, exist_ok=True)
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
-        self.net = BoundaryNet(boundary_config or BoundaryConfig())
+        self.net = BoundaryNet(boundary_config or BoundaryConfig(link_concavity=cfg.concavity))
         if cfg.init:
             from pinpoint3d_core.model.checkpoint import load_boundary
-            self.net.load_state_dict(load_boundary(cfg.init).state_dict())
+            self.net.load_state_dict(widened_state(load_boundary(cfg.init).state_dict(),
+                                                   self.net.state_dict()))
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr,
                                      weight_decay=cfg.weight_decay)
         total = max(1, cfg.steps)
@@ -209,6 +234,10 @@ def add_arguments(parser) -> None:
                         help="augmentation: rotations about 'any' axis (camera frames) or "
                              "the 'up' (z) axis only (LiDAR, z-up rooms)")
     parser.add_argument('--init', default='', help='start from this checkpoint')
+    parser.add_argument('--concavity', action='store_true',
+                        help="the link MLP also reads each link's signed concavity seen from "
+                             'the origin (camera-frame clouds: the sensor); augmentation then '
+                             'rotates about the origin')
     parser.add_argument('--max-minutes', type=float, default=0.0)
     parser.add_argument('--checkpoint-minutes', type=float, default=10.0)
     parser.add_argument('--threads', type=int, default=0, help='torch threads (0 = all)')
@@ -229,7 +258,8 @@ def run(args) -> int:
         real_scans=realdev.family_paths(args.real, 'train') if args.real else (),
         synth_kind=args.synth, synth_share=args.synth_share if args.real else 1.0,
         steps=args.steps, lr=args.lr, seed=args.seed, rotate=args.rotate, init=args.init,
-        max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes)
+        max_minutes=args.max_minutes, checkpoint_minutes=args.checkpoint_minutes,
+        concavity=args.concavity)
     path = BoundaryTrainer(cfg, args.out, settings).train()
     print(f'wrote {path}')
     return 0
