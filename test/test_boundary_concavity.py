@@ -3,12 +3,11 @@
 import numpy as np
 from pinpoint3d_core.inference.surface import LINK_FEATURES
 from pinpoint3d_core.model.boundary import BoundaryConfig, BoundaryNet, link_inputs
-from pinpoint3d_core.training.boundary import BoundaryTrainConfig, augment, widened_state
 from pinpoint3d_core.scene import Scene
+from pinpoint3d_core.training.boundary import augment, BoundaryTrainConfig, widened_state
 import pytest
-import torch
-
 from test_concave_links import _settings, _stacked_boxes
+import torch
 
 
 @pytest.fixture(scope='module')
