@@ -256,14 +256,16 @@ def snap_radius_or_default(snap_radius: Optional[float], default: float) -> floa
 
 class ScaledSession:
     """
-    A session over coordinates the caller gives in other units than metres.
+    A session over coordinates the caller gives in other units or another origin.
 
-    ``scale`` is metres per caller unit: points were multiplied by it before ``inner`` saw
-    them; click positions and snap radii are converted here, labels need no conversion.
+    ``scale`` is metres per caller unit and ``origin`` the sensor's position in caller
+    coordinates: ``inner`` saw (points - origin) x scale; click positions and snap radii are
+    converted here, labels need no conversion.
     """
 
-    def __init__(self, inner: InteractiveSession, scale: float):
+    def __init__(self, inner: InteractiveSession, scale: float, origin=(0.0, 0.0, 0.0)):
         self.inner, self.scale = inner, float(scale)
+        self.origin = np.asarray(origin, dtype=np.float64)
         self.encode_ms = inner.encode_ms
         self.num_points = inner.num_points
 
@@ -279,11 +281,12 @@ class ScaledSession:
 
     def add_clicks(self, clicks: Sequence[Click],
                    snap_radius: Optional[float] = None) -> List[int]:
-        """Convert positions and radius to metres, then add."""
+        """Convert positions and radius to the inner session's metres, then add."""
         if isinstance(clicks, Click):
             clicks = [clicks]
         scaled = [c if not isinstance(c, Click) or c.position is None else dataclasses.replace(
-            c, position=tuple(np.asarray(c.position, dtype=np.float64) * self.scale))
+            c, position=tuple((np.asarray(c.position, dtype=np.float64) - self.origin)
+                              * self.scale))
             for c in clicks]
         radius = None if snap_radius is None else \
             snap_radius_or_default(snap_radius, 0.0) * self.scale

@@ -37,6 +37,10 @@ def add_arguments(parser):
     parser.add_argument('--snap-radius', type=float, default=None,
                         help='max distance (m) from a click position to the nearest point')
     parser.add_argument('--device', default='auto', help="'auto', 'cpu' or 'cuda'")
+    parser.add_argument('--override', action='append', metavar='FIELD=VALUE', default=[],
+                        help='change a setting of the weights, e.g. '
+                             'sensor_position=0.1,-0.5,0.5 (the camera in a non-camera frame) '
+                             'or input_scale=0.001 (a cloud in millimetres); repeatable')
 
 
 def parse_click_spec(spec):
@@ -110,6 +114,9 @@ def run(args):
         if args.checkpoint and args.preset:
             print(f'pinpoint3d segment: --checkpoint {args.checkpoint} wins over --preset '
                   f'{args.preset}', file=sys.stderr)
+    if args.override:
+        from pinpoint3d_core.evaluation.overrides import apply_overrides, parse_overrides
+        apply_overrides(seg, parse_overrides(args.override))
     print(f'pinpoint3d segment: {seg.describe()}', file=sys.stderr)
     session = seg.start(scene.coords, scene.colors, scene.intensity)
     session.add_clicks(clicks, snap_radius=args.snap_radius)

@@ -224,10 +224,16 @@ class Segmenter:
         scale = float(settings.input_scale)
         if not (np.isfinite(scale) and scale > 0):
             raise Pinpoint3DError(f'input_scale must be a positive number, got {scale!r}')
-        if scale != 1.0:
-            metric = np.asarray(points, dtype=np.float64) * scale
-            inner = self.start(metric, colors, intensity, settings.replace(input_scale=1.0))
-            return ScaledSession(inner, scale)
+        origin = np.asarray(settings.sensor_position, dtype=np.float64)
+        if origin.shape != (3,) or not np.all(np.isfinite(origin)):
+            raise Pinpoint3DError('sensor_position must be three finite numbers (x, y, z in '
+                                  f'the cloud frame), got {settings.sensor_position!r}')
+        if scale != 1.0 or origin.any():
+            # The sensor at the origin, in metres: what every setting below assumes.
+            metric = (np.asarray(points, dtype=np.float64) - origin) * scale
+            inner = self.start(metric, colors, intensity,
+                               settings.replace(input_scale=1.0, sensor_position=(0.0, 0.0, 0.0)))
+            return ScaledSession(inner, scale, origin)
         if settings.object_masks == 'geodesic':
             parts = None
             if settings.geodesic_parts == 'decoder':

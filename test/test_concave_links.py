@@ -70,10 +70,7 @@ def test_link_concavity_is_positive_in_grooves_and_negative_on_ridges():
 
 def test_concave_links_separate_stacked_boxes_better():
     pts, labels = _stacked_boxes()
-    front = np.array([0, -0.1, TOP / 2]) - SENSOR           # the big box's front face centre
-    top = np.array([0, 0.03, TOP + 0.08]) - SENSOR           # the small box's top centre
-    a = np.flatnonzero(labels == 1)[np.argmin(np.linalg.norm(pts[labels == 1] - front, axis=1))]
-    b = np.flatnonzero(labels == 2)[np.argmin(np.linalg.norm(pts[labels == 2] - top, axis=1))]
+    a, b = _box_clicks(pts, labels)
     ious = {}
     for factor in (1.0, 10.0):
         cfg = _settings(factor)
@@ -87,3 +84,44 @@ def test_concave_links_separate_stacked_boxes_better():
                         for k in (1, 2)]
     assert all(with_ > without + 0.02 for with_, without in zip(ious[10.0], ious[1.0])), ious
     assert min(ious[10.0]) > 0.88, ious
+
+
+
+def _box_clicks(pts, labels):
+    """Rows of the big box's front face centre and the small box's top centre."""
+    front = np.array([0, -0.1, TOP / 2]) - SENSOR
+    top = np.array([0, 0.03, TOP + 0.08]) - SENSOR
+    a = np.flatnonzero(labels == 1)[np.argmin(np.linalg.norm(pts[labels == 1] - front, axis=1))]
+    b = np.flatnonzero(labels == 2)[np.argmin(np.linalg.norm(pts[labels == 2] - top, axis=1))]
+    return int(a), int(b)
+
+
+def _session_labels(points, rows, sensor_position):
+    from pinpoint3d_core.interaction import Click
+    from pinpoint3d_core.session import Segmenter
+    settings = dict(_settings(10.0).to_dict(), object_masks='geodesic',
+                    sensor_position=tuple(sensor_position))
+    session = Segmenter.untrained(inference=settings, device='cpu').start(points)
+    # by position: the session moves them into the sensor-centred frame
+    session.add_clicks([Click(position=tuple(points[r]), object_id=k + 1)
+                        for k, r in enumerate(rows)], snap_radius=1e-6)
+    return session.predict('object').object_ids
+
+
+def test_sensor_position_gives_a_cloud_in_another_frame_the_camera_frames_labels():
+    """A cloud moved into the table's frame, with the camera's position there, is seen alike."""
+    camera, labels = _stacked_boxes()
+    rows = _box_clicks(camera, labels)
+    want = _session_labels(camera, rows, (0.0, 0.0, 0.0))
+    assert min(_iou(want == k, labels == k) for k in (1, 2)) > 0.88
+    table = camera + SENSOR
+    got = _session_labels(table, rows, SENSOR)
+    assert np.mean(got == want) > 0.999
+    # without it the camera is taken to sit under the table: grooves look like ridges
+    wrong = _session_labels(table, rows, (0.0, 0.0, 0.0))
+    assert min(_iou(wrong == k, labels == k) for k in (1, 2)) < \
+        min(_iou(want == k, labels == k) for k in (1, 2)) - 0.02
+
+
+def _iou(a, b):
+    return float((a & b).sum()) / max(float((a | b).sum()), 1.0)

@@ -62,3 +62,26 @@ def test_click_spec_parsing():
     assert c.position == (1.5, 2.0, 3.0) and c.object_id == 4 and c.part_id == 7 and c.positive
     c = parse_click_spec('@12,0')
     assert c.index == 12 and not c.positive
+
+
+def test_segment_override_changes_the_settings_of_the_weights(scene_file, tmp_path, capsys):
+    """A cloud in millimetres with input_scale=0.001 gets the labels of the metric cloud."""
+    path, r = scene_file
+    leg = int(np.flatnonzero(r['part_ids'] == 2)[0])
+    mm = tmp_path / 'room_mm.npz'
+    save_scene(mm, Scene(r['points'] * 1000.0, r['colors'], None, r['object_ids'],
+                         r['part_ids']))
+    metric, scaled = tmp_path / 'm.npz', tmp_path / 's.npz'
+    x, y, z = r['points'][leg]
+    # geodesic object masks: the untrained decoder's labels say nothing
+    assert main(['segment', str(path), '--click', f'{x},{y},{z},1,2', '--untrained',
+                 '--override', 'object_masks=geodesic', '--out', str(metric)]) == 0
+    assert main(['segment', str(mm), '--click', f'{x * 1e3},{y * 1e3},{z * 1e3},1,2',
+                 '--untrained', '--override', 'object_masks=geodesic,input_scale=0.001',
+                 '--out', str(scaled)]) == 0
+    np.testing.assert_array_equal(load_scene(scaled).object_ids, load_scene(metric).object_ids)
+    assert load_scene(scaled).object_ids[leg] == 1
+    capsys.readouterr()
+    assert main(['segment', str(path), '--click', '@0', '--untrained', '--override',
+                 'sensor_height=1', '--out', str(tmp_path / 'x.npz')]) == 1
+    assert 'not a config field' in capsys.readouterr().err

@@ -45,6 +45,11 @@ class InferenceConfig:
     # cloud in millimetres, is scaled to metres before anything else (positions and snap
     # radii of clicks too), so the metric settings below and the trained scale apply.
     input_scale: float = 1.0
+    # Where the sensor was, in the caller's frame and units. The concave-link test and the
+    # occlusion join look from it; (0, 0, 0) for clouds in the sensor's own frame (a camera's
+    # optical frame, a LiDAR's frame). A cloud already moved into base_link or map gives the
+    # camera's position there.
+    sensor_position: Tuple[float, float, float] = (0.0, 0.0, 0.0)
     # Guards on input size (bounded memory).
     max_points: int = 20_000_000
     max_voxels: int = 2_000_000
