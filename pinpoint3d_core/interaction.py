@@ -279,15 +279,16 @@ class ScaledSession:
         """Return the default snap radius in caller units."""
         return self.inner.default_snap_radius() / self.scale
 
+    def _inner_position(self, position) -> np.ndarray:
+        return (np.asarray(position, dtype=np.float64) - self.origin) * self.scale
+
     def add_clicks(self, clicks: Sequence[Click],
                    snap_radius: Optional[float] = None) -> List[int]:
         """Convert positions and radius to the inner session's metres, then add."""
         if isinstance(clicks, Click):
             clicks = [clicks]
         scaled = [c if not isinstance(c, Click) or c.position is None else dataclasses.replace(
-            c, position=tuple((np.asarray(c.position, dtype=np.float64) - self.origin)
-                              * self.scale))
-            for c in clicks]
+            c, position=tuple(self._inner_position(c.position))) for c in clicks]
         radius = None if snap_radius is None else \
             snap_radius_or_default(snap_radius, 0.0) * self.scale
         return self.inner.add_clicks(scaled, radius)

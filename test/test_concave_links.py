@@ -86,7 +86,6 @@ def test_concave_links_separate_stacked_boxes_better():
     assert min(ious[10.0]) > 0.88, ious
 
 
-
 def _box_clicks(pts, labels):
     """Rows of the big box's front face centre and the small box's top centre."""
     front = np.array([0, -0.1, TOP / 2]) - SENSOR
