@@ -164,3 +164,33 @@ def test_boundary_net_takes_voxels_whose_points_sit_on_cell_borders():
     with torch.inference_mode():
         p = net.boundary_probability(surface)
     assert p.shape == (len(surface.links.src),) and np.isfinite(p).all()
+
+
+def _pot_on_table():
+    """
+    Return a table (z = 0) and a 'pot' on it, labels 0 and 1.
+
+    The pot is two 8 cm walls on a floor patch at table height; a 3 cm ring of missing
+    returns cuts the patch off from the table.
+    """
+    rng = np.random.default_rng(5)
+    table = np.column_stack([rng.uniform(-0.4, 0.4, 60000), rng.uniform(-0.4, 0.4, 60000),
+                             rng.normal(0, 0.0005, 60000)])
+    table = table[np.linalg.norm(table[:, :2], axis=1) > 0.1]
+    floor = np.column_stack([rng.uniform(-0.05, 0.05, 3000), rng.uniform(-0.05, 0.05, 3000),
+                             rng.normal(0, 0.0005, 3000)])
+    walls = [np.column_stack([np.full(1500, x), rng.uniform(-0.05, 0.05, 1500),
+                              rng.uniform(0.003, 0.08, 1500)]) for x in (-0.05, 0.05)]
+    pot = np.concatenate([floor] + walls)
+    return np.concatenate([table, pot]), np.repeat([0, 1], [len(table), len(pot)])
+
+
+def test_a_small_piece_of_the_plane_inside_an_object_is_not_support():
+    pts, labels = _pot_on_table()
+    wall = int(np.flatnonzero(labels == 1)[-1])          # on the second wall
+    cut, surface, _ = _label(pts, labels, [(wall, 1)])
+    assert (cut[labels == 1] == 1).mean() < 0.5          # the floor patch parts the walls
+    kept, surface, _ = _label(pts, labels, [(wall, 1)], TABLE.replace(support_piece_min=0.05))
+    assert (kept[labels == 1] == 1).mean() > 0.95
+    assert (kept[labels == 0] == 0).mean() > 0.99        # the table stays support
+    assert surface.on_plane[surface.voxel_of_row[labels == 0]].mean() > 0.99

@@ -68,6 +68,10 @@ class InferenceConfig:
     support_planes: int = 1
     support_min_fraction: float = 0.1
     support_up: Optional[Tuple[float, float, float]] = None
+    # Pieces of a plane's inliers (connected over the graph links) holding less than this
+    # share of its inliers stay in the graph: the inner bottom of a bowl or a pot at table
+    # height joins its walls instead of cutting the object in two; 0 = every inlier is support.
+    support_piece_min: float = 0.0
     # Voxels farther than this path cost (m-equivalent) from every click are background.
     geodesic_cutoff: float = 1.2
     # A positive click on a plane voxel next to its object's other clicks frees the plane
@@ -115,7 +119,7 @@ class InferenceConfig:
         up = None if self.support_up is None else np.asarray(self.support_up, dtype=np.float64)
         return SurfaceGraph(points, colors, intensity, self.graph_voxel, self.graph_neighbours,
                             self.support_plane_m, self.support_planes,
-                            self.support_min_fraction, up)
+                            self.support_min_fraction, up, self.support_piece_min)
 
     @classmethod
     def from_dict(cls, data: Dict[str, Any]) -> 'InferenceConfig':

@@ -173,6 +173,26 @@ def support_planes(xyz: np.ndarray, threshold: float, count: int, min_fraction: 
     return planes
 
 
+def large_pieces(plane: Plane, links: NeighbourGraph, min_share: float) -> Plane:
+    """
+    Return ``plane`` without the pieces of its inliers smaller than ``min_share`` of them.
+
+    A piece is a connected set of inliers over the graph links. A small one is usually not
+    the table but a surface at its height inside an object (the inner bottom of a bowl), which
+    the object needs to stay connected.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+    inside = plane.inliers[links.src] & plane.inliers[links.dst]
+    size = len(plane.inliers)
+    graph = csr_matrix((np.ones(int(inside.sum()), dtype=np.int8),
+                        (links.src[inside], links.dst[inside])), shape=(size, size))
+    _, piece = connected_components(graph, directed=False)
+    counts = np.bincount(piece[plane.inliers], minlength=piece.max() + 1)
+    keep = plane.inliers & (counts[piece] >= min_share * plane.inliers.sum())
+    return Plane(plane.normal, plane.point, keep)
+
+
 class StageClock:
     """Wall and process-CPU ms of consecutive stages (``stages``: name -> (wall, cpu))."""
 
@@ -199,14 +219,15 @@ class SurfaceGraph:
 
     def __init__(self, points: np.ndarray, colors=None, intensity=None, voxel: float = 0.05,
                  neighbours: int = 10, plane_threshold: float = 0.0, plane_count: int = 1,
-                 plane_min_fraction: float = 0.1, up: Optional[np.ndarray] = None):
+                 plane_min_fraction: float = 0.1, up: Optional[np.ndarray] = None,
+                 plane_piece_min: float = 0.0):
         self._plane_distance: Optional[np.ndarray] = None
         with one_blas_thread():
             self._build(points, colors, intensity, voxel, neighbours, plane_threshold,
-                        plane_count, plane_min_fraction, up)
+                        plane_count, plane_min_fraction, up, plane_piece_min)
 
     def _build(self, points, colors, intensity, voxel, neighbours, plane_threshold,
-               plane_count, plane_min_fraction, up) -> None:
+               plane_count, plane_min_fraction, up, plane_piece_min) -> None:
         clock = StageClock()
         points = np.asarray(points, dtype=np.float64)
         rows = np.flatnonzero(np.all(np.isfinite(points), axis=1))
@@ -232,6 +253,9 @@ class SurfaceGraph:
         if plane_threshold > 0:
             self.planes = support_planes(self.xyz, plane_threshold, plane_count,
                                          plane_min_fraction, up)
+            if plane_piece_min > 0:
+                self.planes = [large_pieces(p, self.links, plane_piece_min)
+                               for p in self.planes]
         self.on_plane = np.zeros(nv, dtype=bool)
         for plane in self.planes:
             self.on_plane |= plane.inliers
