@@ -101,3 +101,51 @@ def test_the_wall_behind_a_box_is_not_its_hidden_part():
     pred = _segment(pts, labels, [1], TABLETOP)
     assert _iou(pred, labels, 1) > 0.95
     assert np.mean(pred[labels == 3] == 1) < 0.01
+
+
+def _box_with_a_rim_without_returns(band=0.01, behind=()):
+    """
+    Return a 20 cm box 1 m away, front face and top, without returns near their edge.
+
+    No returns within ``band`` of the edge between the faces (a shiny rim); labels 0 (table)
+    and 1; ``behind``: more rectangles (label 2 and up) beyond the box.
+    """
+    pts, labels = _camera_frame([(1, 1.0, (-0.1, 0.1), (0.1, TABLE_Y))] + list(behind))
+    u, v = np.meshgrid(np.arange(-0.35, 0.35, 0.0015), np.arange(-0.05, 0.45, 0.0015))
+    rays = np.stack([u.ravel(), v.ravel(), np.ones(u.size)], axis=1)
+    rays = rays[rays[:, 1] > 1e-6]
+    t = 0.1 / rays[:, 1]                                  # the top face: y = 0.1
+    top = rays * t[:, None]
+    on = (np.abs(top[:, 0]) <= 0.1) & (top[:, 2] >= 1.0) & (top[:, 2] <= 1.2)
+    top = top[on] + np.random.default_rng(1).normal(0, 0.0005, (int(on.sum()), 1)) * rays[on]
+    # what lay behind the top along its rays (the image rows it covers) is hidden now
+    u, v = pts[:, 0] / pts[:, 2], pts[:, 1] / pts[:, 2]
+    hidden = (labels != 1) & (np.abs(u) <= 0.1) & (v >= 0.1 / 1.2) & (v <= 0.1)
+    pts, labels = pts[~hidden], labels[~hidden]
+    pts = np.concatenate([pts, top])
+    labels = np.concatenate([labels, np.ones(len(top), dtype=np.int64)])
+    # no return on the rays through the rim: the front face's top band, the top's front band
+    u, v = pts[:, 0] / pts[:, 2], pts[:, 1] / pts[:, 2]
+    rim = (np.abs(u) <= 0.1) & (v >= 0.1 / (1.0 + band)) & (v <= 0.1 + band)
+    return pts[~rim], labels[~rim]
+
+
+def test_a_box_whose_rim_gave_no_returns_comes_back_whole():
+    pts, labels = _box_with_a_rim_without_returns()
+    assert 'occlusion_rim_gap' in TABLETOP.to_dict() and TABLETOP.occlusion_rim_gap > 0
+    top = (labels == 1) & (np.abs(pts[:, 1] - 0.1) < 0.003) & (pts[:, 2] > 1.005)
+    assert top.sum() > 500
+    whole = _segment(pts, labels, [1], TABLETOP)     # the click lands on the front face
+    assert _iou(whole, labels, 1) > 0.95 and np.mean(whole[top] == 1) > 0.95
+    cut = _segment(pts, labels, [1], TABLETOP.replace(occlusion_rim_gap=0.0))
+    assert np.mean(cut[top] == 1) < 0.05
+
+
+def test_a_box_seen_above_the_rim_of_a_nearer_one_stays_apart():
+    # A box 2 cm behind the near box's top, seen above it: a k-NN link joins the top's back
+    # edge to it, in a groove. The top comes back across its rim; the box behind does not.
+    behind = (2, 1.22, (-0.1, 0.1), (-0.05, TABLE_Y))
+    pts, labels = _box_with_a_rim_without_returns(behind=[behind])
+    pred = _segment(pts, labels, [1], TABLETOP)
+    assert _iou(pred, labels, 1) > 0.95
+    assert np.mean(pred[labels == 2] == 1) < 0.01

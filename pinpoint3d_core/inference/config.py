@@ -103,6 +103,11 @@ class InferenceConfig:
     # seen from their origin, such as fused room reconstructions).
     occlusion_gap: float = 0.0
     occlusion_coplanar: float = 0.3
+    # The same join across a convex edge whose rim gave no returns (a can's shiny lid rim):
+    # pieces up to this many metres apart join when nowhere along the gap did the sensor see
+    # past it, the two ends' normals diverge (a ridge, not a groove) and the gap does not run
+    # along the line of sight (a step in depth); 0 = off. Needs ``occlusion_gap`` > 0.
+    occlusion_rim_gap: float = 0.0
     # Parts under geodesic object masks: 'geodesic' = nearest part click inside the object;
     # 'decoder' = the part decoder's labels where it agrees on the object, else the nearest
     # part click (needs a checkpoint with a click decoder).

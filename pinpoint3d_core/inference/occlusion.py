@@ -33,6 +33,13 @@ _SEGMENT_SAMPLES = 24
 _MAX_CELLS = 4096
 # Nearest voxel pairs tried per piece.
 _PAIRS_TRIED = 8
+# A rim join needs the ends' normals to diverge by this much along the gap (the concavity
+# of the link, negative on a ridge) and the gap to make at least 32 degrees with the
+# line of sight.
+_RIDGE = 0.3
+# Links more concave than this do not hold an unreached piece together.
+_PIECE_GROOVE = 0.3
+_ACROSS_VIEW = 0.85
 
 
 class ViewDepth:
@@ -122,14 +129,39 @@ class ViewDepth:
         behind = seen <= reach
         return ~free.any(axis=1) & (behind.mean(axis=1) >= 0.5)
 
+    def seen_through(self, a: np.ndarray, b: np.ndarray, tolerance: float) -> np.ndarray:
+        """(P,) bool: somewhere along a->b the sensor saw a surface beyond the segment."""
+        t = (np.arange(_SEGMENT_SAMPLES) + 0.5) / _SEGMENT_SAMPLES
+        flat = (a[:, None, :] + t[None, :, None] * (b - a)[:, None, :]).reshape(-1, 3)
+        seen = self.observed(flat).reshape(len(a), _SEGMENT_SAMPLES)
+        reach = np.linalg.norm(flat, axis=1).reshape(len(a), _SEGMENT_SAMPLES) + tolerance
+        return (np.isfinite(seen) & (seen > reach)).any(axis=1)
+
+
+def _signed_concavity(a, b, u, na, nb) -> np.ndarray:
+    """(P,) (n_a - n_b) . u with the normals turned to the sensor at the origin (> 0 groove)."""
+    na = na * np.where(np.einsum('ij,ij->i', na, -a) >= 0, 1.0, -1.0)[:, None]
+    nb = nb * np.where(np.einsum('ij,ij->i', nb, -b) >= 0, 1.0, -1.0)[:, None]
+    return np.einsum('ij,ij->i', na - nb, u)
+
+
+def _concavity(xyz, normals, src, dst) -> np.ndarray:
+    """(P,) signed concavity of the links src -> dst (``SurfaceGraph.link_concavity``)."""
+    a, b = xyz[src], xyz[dst]
+    d = b - a
+    u = d / np.maximum(np.linalg.norm(d, axis=1), 1e-12)[:, None]
+    return _signed_concavity(a, b, u, normals[src], normals[dst])
+
 
 class OcclusionJoin:
     """Gives unreached pieces to the clicked object they continue behind an occluder."""
 
     def __init__(self, view: ViewDepth, xyz: np.ndarray, normals: np.ndarray,
-                 max_gap: float, tolerance: float, coplanar: float, min_voxels: int = 5):
+                 max_gap: float, tolerance: float, coplanar: float, min_voxels: int = 5,
+                 rim_gap: float = 0.0):
         self.view, self.xyz, self.normals = view, xyz, normals
         self.max_gap = float(max_gap)
+        self.rim_gap = float(rim_gap)
         self.tolerance = float(tolerance)
         self.coplanar = float(coplanar)
         self.min_voxels = int(min_voxels)
@@ -149,6 +181,10 @@ class OcclusionJoin:
         local = np.full(len(labels), -1, dtype=np.int64)
         local[nodes] = np.arange(len(nodes))
         keep = unreached[graph.src] & unreached[graph.dst]
+        # A piece is one surface: a k-NN link into a groove (to what stands behind or
+        # beside it) does not make two surfaces one piece.
+        keep[keep] = _concavity(self.xyz, self.normals, graph.src[keep],
+                                graph.dst[keep]) <= _PIECE_GROOVE
         m = csr_matrix((np.ones(int(keep.sum()), dtype=np.int8),
                         (local[graph.src[keep]], local[graph.dst[keep]])),
                        shape=(len(nodes), len(nodes)))
@@ -189,7 +225,20 @@ class OcclusionJoin:
             (np.abs(np.einsum('ij,ij->i', nb, u)) <= self.coplanar) & \
             (np.abs(np.einsum('ij,ij->i', na, nb)) >= 1.0 - self.coplanar)
         ok = flat & self.view.hidden(a, b, self.tolerance)
+        if self.rim_gap > 0:
+            ok |= self._rim(a, b, gap, u, na, nb)
         return float(gap[ok].min()) if ok.any() else np.inf
+
+    def _rim(self, a, b, gap, u, na, nb) -> np.ndarray:
+        """(P,) bool: a short gap across a ridge (a rim without returns), not a depth step."""
+        ridge = _signed_concavity(a, b, u, na, nb) < -_RIDGE
+        ray = 0.5 * (a + b)
+        ray /= np.maximum(np.linalg.norm(ray, axis=1), 1e-12)[:, None]
+        across = np.abs(np.einsum('ij,ij->i', u, ray)) <= _ACROSS_VIEW
+        ok = (gap <= self.rim_gap) & ridge & across
+        if ok.any():
+            ok[ok] = ~self.view.seen_through(a[ok], b[ok], self.tolerance)
+        return ok
 
 
 def occlusion_join(settings, points: np.ndarray, surface) -> Optional[OcclusionJoin]:
@@ -198,4 +247,4 @@ def occlusion_join(settings, points: np.ndarray, surface) -> Optional[OcclusionJ
         return None
     return OcclusionJoin(ViewDepth(points), surface.xyz, surface.normals,
                          settings.occlusion_gap, 2.0 * settings.graph_voxel,
-                         settings.occlusion_coplanar)
+                         settings.occlusion_coplanar, rim_gap=settings.occlusion_rim_gap)
