@@ -66,6 +66,9 @@ def test_link_concavity_is_positive_in_grooves_and_negative_on_ridges():
     d = surface.xyz[dst] - surface.xyz[src]
     want = np.einsum('ij,ij->i', n[src] - n[dst], d / np.linalg.norm(d, axis=1)[:, None])
     assert np.allclose(surface.link_concavity(sensor=above), want, atol=1e-9)
+    from pinpoint3d_core.inference.surface import pair_concavity
+    assert np.allclose(pair_concavity(surface.xyz[src], surface.xyz[dst], surface.normals[src],
+                                      surface.normals[dst], sensor=above), want, atol=1e-9)
 
 
 def test_concave_links_separate_stacked_boxes_better():

@@ -114,7 +114,7 @@ class GeodesicLabeller:
         if self.occlusion is not None:
             # Unreached voxels are never cut: the links among them are the cut graph's.
             unreached = ~cut & (owner < 0)
-            labels = self.occlusion.join(labels, self.graph.restricted(unreached), unreached)
+            labels = self.occlusion.join(labels, self.graph, unreached)
         for c, i in zip(clicks, ids):                 # a clicked voxel is what it was clicked
             labels[c.voxel] = i
         return labels

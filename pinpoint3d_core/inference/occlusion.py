@@ -22,6 +22,7 @@ only the tabletop preset uses it.
 from typing import Optional
 
 import numpy as np
+from pinpoint3d_core.inference.surface import pair_concavity
 from scipy.ndimage import minimum_filter
 from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import connected_components
@@ -120,37 +121,23 @@ class ViewDepth:
         Rays without a return (a depth camera's shadow beside an occluder, a dark surface)
         neither join nor part; at least half the segment must lie behind a measured surface.
         """
-        t = (np.arange(_SEGMENT_SAMPLES) + 0.5) / _SEGMENT_SAMPLES
-        s = a[:, None, :] + t[None, :, None] * (b - a)[:, None, :]
-        flat = s.reshape(-1, 3)
-        seen = self.observed(flat).reshape(len(a), _SEGMENT_SAMPLES)
-        reach = np.linalg.norm(flat, axis=1).reshape(len(a), _SEGMENT_SAMPLES) + tolerance
+        seen, reach = self._along_segments(a, b, tolerance)
         free = np.isfinite(seen) & (seen > reach)
         behind = seen <= reach
         return ~free.any(axis=1) & (behind.mean(axis=1) >= 0.5)
 
     def seen_through(self, a: np.ndarray, b: np.ndarray, tolerance: float) -> np.ndarray:
         """(P,) bool: somewhere along a->b the sensor saw a surface beyond the segment."""
+        seen, reach = self._along_segments(a, b, tolerance)
+        return (np.isfinite(seen) & (seen > reach)).any(axis=1)
+
+    def _along_segments(self, a: np.ndarray, b: np.ndarray, tolerance: float):
+        """Return (P, S) observed ranges at samples along a->b and the samples' ranges + tol."""
         t = (np.arange(_SEGMENT_SAMPLES) + 0.5) / _SEGMENT_SAMPLES
         flat = (a[:, None, :] + t[None, :, None] * (b - a)[:, None, :]).reshape(-1, 3)
         seen = self.observed(flat).reshape(len(a), _SEGMENT_SAMPLES)
         reach = np.linalg.norm(flat, axis=1).reshape(len(a), _SEGMENT_SAMPLES) + tolerance
-        return (np.isfinite(seen) & (seen > reach)).any(axis=1)
-
-
-def _signed_concavity(a, b, u, na, nb) -> np.ndarray:
-    """(P,) (n_a - n_b) . u with the normals turned to the sensor at the origin (> 0 groove)."""
-    na = na * np.where(np.einsum('ij,ij->i', na, -a) >= 0, 1.0, -1.0)[:, None]
-    nb = nb * np.where(np.einsum('ij,ij->i', nb, -b) >= 0, 1.0, -1.0)[:, None]
-    return np.einsum('ij,ij->i', na - nb, u)
-
-
-def _concavity(xyz, normals, src, dst) -> np.ndarray:
-    """(P,) signed concavity of the links src -> dst (``SurfaceGraph.link_concavity``)."""
-    a, b = xyz[src], xyz[dst]
-    d = b - a
-    u = d / np.maximum(np.linalg.norm(d, axis=1), 1e-12)[:, None]
-    return _signed_concavity(a, b, u, normals[src], normals[dst])
+        return seen, reach
 
 
 class OcclusionJoin:
@@ -158,8 +145,10 @@ class OcclusionJoin:
 
     def __init__(self, view: ViewDepth, xyz: np.ndarray, normals: np.ndarray,
                  max_gap: float, tolerance: float, coplanar: float, min_voxels: int = 5,
-                 rim_gap: float = 0.0):
+                 rim_gap: float = 0.0, groove: Optional[np.ndarray] = None):
         self.view, self.xyz, self.normals = view, xyz, normals
+        # (L,) bool per link of the surface graph: links that do not hold a piece together
+        self.groove = groove
         self.max_gap = float(max_gap)
         self.rim_gap = float(rim_gap)
         self.tolerance = float(tolerance)
@@ -170,8 +159,9 @@ class OcclusionJoin:
         """
         Return ``labels`` (V,) with hidden continuations of clicked objects filled in.
 
-        ``graph`` is the surface graph the labels were walked on and ``unreached`` (V,) bool
-        its voxels that no click (positive or negative) reached.
+        ``graph`` is the surface graph the labels were walked on (its links in the order of
+        ``groove``) and ``unreached`` (V,) bool its voxels that no click (positive or
+        negative) reached.
         """
         out = labels.copy()
         owned = np.flatnonzero(labels > 0)
@@ -181,10 +171,8 @@ class OcclusionJoin:
         local = np.full(len(labels), -1, dtype=np.int64)
         local[nodes] = np.arange(len(nodes))
         keep = unreached[graph.src] & unreached[graph.dst]
-        # A piece is one surface: a k-NN link into a groove (to what stands behind or
-        # beside it) does not make two surfaces one piece.
-        keep[keep] = _concavity(self.xyz, self.normals, graph.src[keep],
-                                graph.dst[keep]) <= _PIECE_GROOVE
+        if self.groove is not None:
+            keep &= ~self.groove
         m = csr_matrix((np.ones(int(keep.sum()), dtype=np.int8),
                         (local[graph.src[keep]], local[graph.dst[keep]])),
                        shape=(len(nodes), len(nodes)))
@@ -231,7 +219,7 @@ class OcclusionJoin:
 
     def _rim(self, a, b, gap, u, na, nb) -> np.ndarray:
         """(P,) bool: a short gap across a ridge (a rim without returns), not a depth step."""
-        ridge = _signed_concavity(a, b, u, na, nb) < -_RIDGE
+        ridge = pair_concavity(a, b, na, nb) < -_RIDGE
         ray = 0.5 * (a + b)
         ray /= np.maximum(np.linalg.norm(ray, axis=1), 1e-12)[:, None]
         across = np.abs(np.einsum('ij,ij->i', u, ray)) <= _ACROSS_VIEW
@@ -245,6 +233,9 @@ def occlusion_join(settings, points: np.ndarray, surface) -> Optional[OcclusionJ
     """Return the OcclusionJoin the settings ask for (None when ``occlusion_gap`` is 0)."""
     if settings.occlusion_gap <= 0:
         return None
+    # A piece is one surface: a k-NN link into a groove (to what stands behind or beside
+    # it) does not make two surfaces one piece.
     return OcclusionJoin(ViewDepth(points), surface.xyz, surface.normals,
                          settings.occlusion_gap, 2.0 * settings.graph_voxel,
-                         settings.occlusion_coplanar, rim_gap=settings.occlusion_rim_gap)
+                         settings.occlusion_coplanar, rim_gap=settings.occlusion_rim_gap,
+                         groove=surface.link_concavity() > _PIECE_GROOVE)

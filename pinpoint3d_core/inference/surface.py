@@ -173,6 +173,22 @@ def support_planes(xyz: np.ndarray, threshold: float, count: int, min_fraction: 
     return planes
 
 
+def pair_concavity(a: np.ndarray, b: np.ndarray, na: np.ndarray, nb: np.ndarray,
+                   sensor=(0.0, 0.0, 0.0)) -> np.ndarray:
+    """
+    Return (P,) how concave the step from a to b is seen from ``sensor`` (> 0 a groove).
+
+    (n_a - n_b) . u with both normals turned towards the sensor and u the unit direction from
+    a to b: the definition of ``SurfaceGraph.link_concavity``, for any pairs of voxels.
+    """
+    sensor = np.asarray(sensor, dtype=np.float64)
+    na = na * np.where(np.einsum('ij,ij->i', na, sensor - a) >= 0, 1.0, -1.0)[:, None]
+    nb = nb * np.where(np.einsum('ij,ij->i', nb, sensor - b) >= 0, 1.0, -1.0)[:, None]
+    d = b - a
+    u = d / np.maximum(np.linalg.norm(d, axis=1), 1e-12)[:, None]
+    return np.einsum('ij,ij->i', na - nb, u)
+
+
 def large_pieces(plane: Plane, links: NeighbourGraph, min_share: float) -> Plane:
     """
     Return ``plane`` without the pieces of its inliers smaller than ``min_share`` of them.
@@ -222,6 +238,7 @@ class SurfaceGraph:
                  plane_min_fraction: float = 0.1, up: Optional[np.ndarray] = None,
                  plane_piece_min: float = 0.0):
         self._plane_distance: Optional[np.ndarray] = None
+        self._concavity: Dict[Tuple[float, ...], np.ndarray] = {}
         with one_blas_thread():
             self._build(points, colors, intensity, voxel, neighbours, plane_threshold,
                         plane_count, plane_min_fraction, up, plane_piece_min)
@@ -332,13 +349,18 @@ class SurfaceGraph:
         local-convexity test of LCCP-style segmentation; Stein et al., CVPR 2014). Read from
         the normal-along-link products the link features already computed.
         """
-        sensor = np.asarray(sensor, dtype=np.float64)
-        turn = np.where(np.einsum('ij,ij->i', self.normals, sensor[None] - self.xyz) >= 0,
-                        1.0, -1.0)
-        first, pair = self.links.undirected_pairs()
-        along_src, along_dst = self._along
-        value = turn[self.links.src[first]] * along_src - turn[self.links.dst[first]] * along_dst
-        return value[pair]
+        key = tuple(float(v) for v in sensor)
+        if key not in self._concavity:       # the prices, the network and the joins read it
+            sensor = np.asarray(key)
+            turn = np.where(np.einsum('ij,ij->i', self.normals, sensor[None] - self.xyz) >= 0,
+                            1.0, -1.0)
+            first, pair = self.links.undirected_pairs()
+            along_src, along_dst = self._along
+            value = (turn[self.links.src[first]] * along_src
+                     - turn[self.links.dst[first]] * along_dst)[pair]
+            value.flags.writeable = False
+            self._concavity[key] = value
+        return self._concavity[key]
 
     def handcrafted_costs(self, normal_weight: float, colour_weight: float,
                           concave_factor: float = 1.0,
