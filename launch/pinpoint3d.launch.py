@@ -7,10 +7,12 @@ Start pinpoint3d_node with a parameter file and its preset's weights, optionally
       input_topic:=/velodyne_points fixed_frame:=velodyne use_rviz:=true
   ros2 launch pinpoint3d pinpoint3d.launch.py config:=tabletop_rgbd.yaml checkpoint:=/my/w.pt
   ros2 launch pinpoint3d pinpoint3d.launch.py lifecycle:=true   # then: ros2 lifecycle set ...
+  ros2 launch pinpoint3d pinpoint3d.launch.py lifecycle:=true autostart:=true   # serves at once
 
 `config` names a shipped parameter file (config/) or a path; its preset (indoor, tabletop,
 lidar) picks the shipped weights unless `checkpoint` is given (the launch log says which; the
-node logs the weights it runs). `lifecycle:=true` starts the managed node, unconfigured.
+node logs the weights it runs). `lifecycle:=true` starts the managed node, unconfigured, for a
+lifecycle manager to bring up; with `autostart:=true` launch configures and activates it.
 RViz gets a config generated from rviz/pinpoint3d.rviz with this launch's fixed frame, input
 topic, namespace and click topic.
 """
@@ -34,9 +36,12 @@ def _setup(context):
         config, arg['checkpoint'], share, arg['preset'])
     namespace = arg['namespace']
     clicks = arg['clicked_point_topic']
-    lifecycle = arg['lifecycle'].lower() in ('true', '1', 'yes')
+    lifecycle = _true(arg['lifecycle'])
+    managed = {}
     if lifecycle:
         from launch_ros.actions import LifecycleNode as node_class
+        # launch_ros drives configure -> activate itself when asked (no lifecycle manager).
+        managed = {'autostart': _true(arg['autostart'])}
     else:
         node_class = Node
     actions = [
@@ -55,9 +60,10 @@ def _setup(context):
             # (both rules: the node may subscribe to `clicked_point` or to `/clicked_point`).
             remappings=[('points', arg['input_topic']), ('clicked_point', clicks),
                         ('/clicked_point', clicks)],
+            **managed,
         ),
     ]
-    if arg['use_rviz'].lower() in ('true', '1', 'yes'):
+    if _true(arg['use_rviz']):
         rviz_file = launch_support.write_rviz_config(
             os.path.join(tempfile.mkdtemp(prefix='pinpoint3d-rviz-'), 'pinpoint3d.rviz'),
             os.path.join(share, 'rviz', launch_support.RVIZ_FILE), arg['fixed_frame'],
@@ -69,6 +75,11 @@ def _setup(context):
                  arguments=['-d', rviz_file]),
         ]
     return actions
+
+
+def _true(value):
+    """Read a boolean launch argument the way launch's own conditions do."""
+    return value.strip().lower() in ('true', '1', 'yes')
 
 
 def _if_set(**values):
@@ -112,5 +123,9 @@ def generate_launch_description():
             'lifecycle', default_value='false',
             description='start the lifecycle (managed) node, unconfigured: configure loads '
                         'the weights, activate starts serving'),
+        DeclareLaunchArgument(
+            'autostart', default_value='false',
+            description='with lifecycle:=true, configure and activate the node at launch '
+                        '(no lifecycle manager needed)'),
         OpaqueFunction(function=_setup),
     ])

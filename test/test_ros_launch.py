@@ -145,7 +145,7 @@ def test_main_launch_declares_described_arguments(launch_api):
     args = {a.args[0]: a.kwargs for a in by_type(entities(description), 'DeclareLaunchArgument')}
     assert set(args) == {'config', 'preset', 'checkpoint', 'input_topic', 'fixed_frame',
                          'clicked_point_topic', 'namespace', 'use_rviz', 'lifecycle',
-                         'target_frame'}
+                         'autostart', 'target_frame'}
     assert all(kw.get('description') for kw in args.values())
     assert args['clicked_point_topic']['default_value'] == '/clicked_point'
     assert args['fixed_frame']['default_value'] != 'map'
@@ -208,8 +208,20 @@ def test_lifecycle_launch_starts_the_managed_node(launch_api):
     assert len(managed) == 1 and not by_type(actions, 'Node')
     assert managed[0]['executable'] == 'pinpoint3d_lifecycle_node'
     assert managed[0]['name'] == 'pinpoint3d_node' and 'namespace' in managed[0]
+    assert managed[0]['autostart'] is False   # unconfigured, for a lifecycle manager
     assert 'pinpoint3d_lifecycle_node' in installed_programs()
     assert os.access(os.path.join(ROOT, 'scripts', 'pinpoint3d_lifecycle_node'), os.X_OK)
+
+
+def test_lifecycle_autostart_is_passed_to_launch_ros(launch_api):
+    if launch_api is None:
+        pytest.skip('real launch installed')
+    description = load_description('pinpoint3d.launch.py')
+    managed = by_type(run_opaque(description, lifecycle='true', autostart='True'),
+                      'LifecycleNode')
+    assert managed[0].kwargs['autostart'] is True
+    plain = node_of(run_opaque(description, autostart='true'), 'pinpoint3d_node')
+    assert 'autostart' not in plain   # a plain node serves from the start anyway
 
 
 def test_explicit_checkpoint_wins_and_is_logged(launch_api):
