@@ -197,6 +197,10 @@ def test_sensor_artefacts_are_present(exact, noisy):
     assert np.median(d) > 2e-4
     off = d > 6 * sigma + 0.004
     assert 1 <= off.sum() <= art['flying'] + 1e-3 * len(scene)   # off-surface = flying pixels
+    # ... but none floats farther off than edge fattening: the real scans have no labelled
+    # point away from its object, and the simulated user's first click would land on one
+    assert art['flying_filtered'] > 0
+    assert d.max() <= sensors.DepthCamera.flying_reach + (6 * sigma + 0.004).max()
     # colours are registered a few pixels off the depth
     assert len(scene.meta['sensor']['colour_offset']) == 2
 

@@ -6,7 +6,7 @@ from pinpoint3d_core.scene import FORMAT_VERSION, Scene
 from pinpoint3d_core.synth import compose, sensors
 from scipy import ndimage
 
-GENERATOR_VERSION = '1.0'
+GENERATOR_VERSION = '1.1'
 KINDS = ('indoor', 'lidar', 'tabletop')
 MODES = ('scan', 'single')
 SIZES = ('normal', 'small')

@@ -155,6 +155,11 @@ class DepthCamera:
     max_depth: float = 3.5
     edge_drop: float = 0.3        # share of depth-edge pixels without a return
     flying: float = 0.02          # share of depth-edge pixels mixed between both sides
+    # m: flying pixels moved farther than this off their own surface are filtered out (the
+    # real mOSD scans hold no labelled point floating away from its object; kept, such a
+    # point carries its object's id up to 0.9 m behind it, and the simulated user's first
+    # click, at the point farthest from other labels, lands on it)
+    flying_reach: float = 0.03
     colour_offset: tuple = (0, 0)  # px, colour-to-depth registration error
 
     def intrinsics(self):
@@ -267,8 +272,12 @@ def structured_light_frame(caster, cam, position, rotation, tri_rgb, tri_surface
         flying = edge & ~edge_drop & (roll < cam.edge_drop + cam.flying) & np.isfinite(other)
         # mostly near their own side (edge fattening), a few far out between both surfaces
         mix = rng.uniform(0, 1, h * w) ** 3 * 0.9
-        z_meas = np.where(flying, z + mix * (np.where(np.isfinite(other), other, z) - z), z)
+        shift = mix * (np.where(np.isfinite(other), other, z) - z)
+        z_meas = np.where(flying, z + shift, z)
+        flying_far = flying & (np.abs(shift) > cam.flying_reach)
         keep = valid & ~shadow & ~material & ~edge_drop
+        counts['flying_filtered'] = int((keep & flying_far).sum())
+        keep &= ~flying_far
         counts.update(shadow=int((valid & shadow).sum()),
                       material=int((valid & ~shadow & material).sum()),
                       edge_dropped=int((valid & ~shadow & ~material & edge_drop).sum()),
