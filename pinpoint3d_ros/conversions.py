@@ -173,8 +173,8 @@ _PLAUSIBLE_M = 1.0e4
 
 def _check_byte_order(msg, points):
     """Name the likely cause when the coordinates only make sense in the other byte order."""
-    sample = np.asarray(points[:4096], dtype=np.float64)
-    with np.errstate(invalid='ignore', over='ignore'):
+    with np.errstate(invalid='ignore', over='ignore'):   # garbage bytes are the question here
+        sample = np.asarray(points[:4096], dtype=np.float64)
         finite = sample[np.isfinite(sample).all(axis=1)]
         if not finite.size or np.abs(finite).max() < _ABSURD_M:
             return   # all NaN: nothing to judge (the core says so); sane: nothing to say
