@@ -9,7 +9,8 @@ numpy only: no torch, so the harness and the baseline run without the network.
 """
 
 import dataclasses
-from typing import Dict, List, Optional, Protocol, runtime_checkable, Sequence, Tuple
+import logging
+from typing import Callable, Dict, List, Optional, Protocol, runtime_checkable, Sequence, Tuple
 
 import numpy as np
 from pinpoint3d_core.errors import ClickError, Pinpoint3DError
@@ -254,18 +255,57 @@ def snap_radius_or_default(snap_radius: Optional[float], default: float) -> floa
     return radius
 
 
+def start_in_sensor_frame(settings, points, colors, intensity,
+                          start: Callable) -> Optional['ScaledSession']:
+    """
+    Start a session in metres with the sensor at the origin, or None when the cloud already is.
+
+    Every setting assumes metres and the sensor at the origin (the concave-link test and the
+    occlusion joins look from it). ``input_scale`` and ``sensor_position`` say otherwise; with
+    ``find_sensor`` a cloud whose origin cannot be its camera's gets the viewpoint found from
+    the cloud (``inference/viewpoint.py``). ``start(points, colors, intensity, settings)``
+    starts the inner session; both segmenters (learned and baseline) come through here.
+    """
+    from pinpoint3d_core.inference.viewpoint import find_sensor
+    scale = float(settings.input_scale)
+    if not (np.isfinite(scale) and scale > 0):
+        raise Pinpoint3DError(f'input_scale must be a positive number, got {scale!r}')
+    origin = np.asarray(settings.sensor_position, dtype=np.float64)
+    if origin.shape != (3,) or not np.all(np.isfinite(origin)):
+        raise Pinpoint3DError('sensor_position must be three finite numbers (x, y, z in '
+                              f'the cloud frame), got {settings.sensor_position!r}')
+    found = None
+    if getattr(settings, 'find_sensor', False) and not origin.any():
+        found = find_sensor(np.asarray(points, dtype=np.float64) * scale)
+        if found is not None:
+            origin = found / scale
+            logging.getLogger('pinpoint3d').info(
+                'the cloud does not look seen from its origin: sensor estimated at (%.3f, '
+                '%.3f, %.3f); give sensor_position to set it', *origin)
+    if scale == 1.0 and not origin.any():
+        return None
+    metric = (np.asarray(points, dtype=np.float64) - origin) * scale
+    inner = start(metric, colors, intensity,
+                  settings.replace(input_scale=1.0, sensor_position=(0.0, 0.0, 0.0),
+                                   find_sensor=False))
+    return ScaledSession(inner, scale, origin, sensor_estimated=found is not None)
+
+
 class ScaledSession:
     """
     A session over coordinates the caller gives in other units or another origin.
 
     ``scale`` is metres per caller unit and ``origin`` the sensor's position in caller
     coordinates: ``inner`` saw (points - origin) x scale; click positions and snap radii are
-    converted here, labels need no conversion.
+    converted here, labels need no conversion. ``sensor_estimated`` says the origin was found
+    from the cloud (``InferenceConfig.find_sensor``), not given.
     """
 
-    def __init__(self, inner: InteractiveSession, scale: float, origin=(0.0, 0.0, 0.0)):
+    def __init__(self, inner: InteractiveSession, scale: float, origin=(0.0, 0.0, 0.0),
+                 sensor_estimated: bool = False):
         self.inner, self.scale = inner, float(scale)
         self.origin = np.asarray(origin, dtype=np.float64)
+        self.sensor_estimated = bool(sensor_estimated)
         self.encode_ms = inner.encode_ms
         self.num_points = inner.num_points
 

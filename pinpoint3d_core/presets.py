@@ -49,11 +49,12 @@ PRESETS: Dict[str, Preset] = {
         # and concave links (grooves between objects) cost 10 times as much (training split;
         # docs/model.md, "Ninth release"); table-height pieces inside objects (a pot's inner
         # bottom) are not support, and pieces 2.5 cm apart across a rim without returns
-        # join (tenth release).
+        # join (tenth release). A cloud saved in another frame is checked for where it was
+        # seen from (eleventh sitting).
         _GEODESIC.replace(graph_voxel=0.005, support_plane_m=0.006, rim_radius=0.02,
                           geodesic_cutoff=1.0, colour_weight=4.0, occlusion_gap=0.2,
                           concave_factor=10.0, concave_threshold=0.05,
-                          support_piece_min=0.05, occlusion_rim_gap=0.025),
+                          support_piece_min=0.05, occlusion_rim_gap=0.025, find_sensor=True),
         'tabletop',
         # The boundary network's term on top of the handcrafted costs, and correction clicks
         # held back by sure boundaries (training split; docs/model.md, "Eighth release").

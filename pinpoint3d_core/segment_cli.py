@@ -119,6 +119,11 @@ def run(args):
         apply_overrides(seg, parse_overrides(args.override))
     print(f'pinpoint3d segment: {seg.describe()}', file=sys.stderr)
     session = seg.start(scene.coords, scene.colors, scene.intensity)
+    if getattr(session, 'sensor_estimated', False):
+        x, y, z = session.origin
+        print(f'pinpoint3d segment: the cloud is not in its camera frame; camera estimated at '
+              f'({x:.3f}, {y:.3f}, {z:.3f}) (--override sensor_position=X,Y,Z sets it)',
+              file=sys.stderr)
     session.add_clicks(clicks, snap_radius=args.snap_radius)
     pred = session.predict(args.granularity)
     if out.suffix.lower() == '.ply':

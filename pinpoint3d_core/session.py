@@ -13,7 +13,7 @@ import time
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
-from pinpoint3d_core.errors import CheckpointError, Pinpoint3DError
+from pinpoint3d_core.errors import CheckpointError
 from pinpoint3d_core.inference.config import (
     default_inference, InferenceConfig, resolve_inference)
 from pinpoint3d_core.inference.geodesic import (
@@ -23,7 +23,7 @@ from pinpoint3d_core.inference.pipeline import apply_rules, inference_rules
 from pinpoint3d_core.inference.view import ViewClick, ViewLabels
 from pinpoint3d_core.interaction import (
     check_granularity, check_targets, Click, ClickBook, GRANULARITIES, MIN_DEFAULT_SNAP_RADIUS,
-    Prediction, ResolvedClick, ScaledSession, snap_radius_or_default)
+    Prediction, ResolvedClick, snap_radius_or_default, start_in_sensor_frame)
 from pinpoint3d_core.model.checkpoint import (
     checkpoint_inference, default_checkpoint_path, load_checkpoint, load_official_checkpoint)
 from pinpoint3d_core.model.config import get_config, ModelConfig
@@ -221,19 +221,9 @@ class Segmenter:
         ``GeodesicSession``.
         """
         settings = resolve_inference(inference, self.inference)
-        scale = float(settings.input_scale)
-        if not (np.isfinite(scale) and scale > 0):
-            raise Pinpoint3DError(f'input_scale must be a positive number, got {scale!r}')
-        origin = np.asarray(settings.sensor_position, dtype=np.float64)
-        if origin.shape != (3,) or not np.all(np.isfinite(origin)):
-            raise Pinpoint3DError('sensor_position must be three finite numbers (x, y, z in '
-                                  f'the cloud frame), got {settings.sensor_position!r}')
-        if scale != 1.0 or origin.any():
-            # The sensor at the origin, in metres: what every setting below assumes.
-            metric = (np.asarray(points, dtype=np.float64) - origin) * scale
-            inner = self.start(metric, colors, intensity,
-                               settings.replace(input_scale=1.0, sensor_position=(0.0, 0.0, 0.0)))
-            return ScaledSession(inner, scale, origin)
+        framed = start_in_sensor_frame(settings, points, colors, intensity, self.start)
+        if framed is not None:
+            return framed
         if settings.object_masks == 'geodesic':
             parts = None
             if settings.geodesic_parts == 'decoder':

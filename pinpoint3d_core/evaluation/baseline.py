@@ -14,7 +14,7 @@ from typing import Optional
 import numpy as np
 from pinpoint3d_core.inference.config import InferenceConfig
 from pinpoint3d_core.inference.geodesic import GeodesicSession
-from pinpoint3d_core.interaction import DEFAULT_MAX_CLICKS
+from pinpoint3d_core.interaction import DEFAULT_MAX_CLICKS, start_in_sensor_frame
 
 
 class GraphBaselineSegmenter:
@@ -48,7 +48,10 @@ class GraphBaselineSegmenter:
         return cls(**kwargs)
 
     def start(self, points: np.ndarray, colors: Optional[np.ndarray] = None,
-              intensity: Optional[np.ndarray] = None) -> GeodesicSession:
-        """Build the surface graph of one cloud and return a session."""
-        return GeodesicSession(self.settings, points, colors, intensity,
-                               max_clicks=self.max_clicks)
+              intensity: Optional[np.ndarray] = None, inference=None):
+        """Build the surface graph of one cloud and return a session (in the sensor's frame)."""
+        settings = inference or self.settings
+        framed = start_in_sensor_frame(settings, points, colors, intensity, self.start)
+        if framed is not None:
+            return framed
+        return GeodesicSession(settings, points, colors, intensity, max_clicks=self.max_clicks)

@@ -50,6 +50,10 @@ class InferenceConfig:
     # optical frame, a LiDAR's frame). A cloud already moved into base_link or map gives the
     # camera's position there.
     sensor_position: Tuple[float, float, float] = (0.0, 0.0, 0.0)
+    # With sensor_position at the origin: check that a camera at the origin could have seen
+    # the cloud and, where not (a single view saved in a table or map frame), look for where
+    # it was seen from (inference/viewpoint.py); a fused cloud keeps the origin.
+    find_sensor: bool = False
     # Guards on input size (bounded memory).
     max_points: int = 20_000_000
     max_voxels: int = 2_000_000
