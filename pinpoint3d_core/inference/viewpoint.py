@@ -7,11 +7,13 @@ grooves as ridges and lose 7 points of IoU@1 on the real tabletop validation sca
 (docs/model.md, "Eleventh sitting"). A depth camera sees one surface along each line of sight,
 so from the true viewpoint the points binned by direction hold one range per bin; from
 anywhere else, lines of sight pass through several surfaces. A depth map reads single-valued
-from its mirror side too, so the side is the one objects stand out towards. ``find_sensor``
-keeps the origin when it passes the test, and otherwise searches the positions a camera could
-have held (the points in front, within a field of view, at least ``MIN_RANGE_M`` away) for the
-one with the fewest conflicts. It finds the direction to a few degrees; the range only
-roughly (the conflicts change little along the line of sight), which the joins tolerate.
+from behind too (the same lines of sight, reversed), so the camera's side is the one the
+objects stand on, off the largest plane. ``find_sensor`` keeps the origin when it passes the
+test and is not behind that plane, and otherwise searches the positions a camera could have
+held (the points in front, within a field of view, at least ``MIN_RANGE_M`` away) for the one
+with the fewest conflicts. It finds the direction to a few degrees (1-18 on the real scans);
+the range only roughly (the conflicts change little along the line of sight), which the
+joins tolerate.
 """
 
 from typing import Optional
@@ -23,7 +25,7 @@ CELL_DEG = 0.6           # direction bin: about four 640x480 Kinect pixels
 RANGE_GAP_M = 0.03       # consecutive ranges in one bin farther apart: two surfaces
 ORIGIN_OK = 0.06         # share of points in conflicting bins a camera's own frame stays below
 OUTLIERS = 0.01          # share of points (noise, flying pixels) the camera tests may fail
-HALF_FOV_DEG = 40.0      # every point within this of the view axis (Kinect: 29 x 22 degrees)
+HALF_FOV_DEG = 40.0      # points within this of the view axis (Kinect: 29 x 22 degrees)
 MIN_RANGE_M = 0.3        # depth cameras see nothing closer
 SHELLS = (0.8, 1.2, 2.0, 3.2)   # searched distances from the cloud, in units of its extent
 PLANE_TRIES = 60         # RANSAC draws for the support plane that tells the camera's side
