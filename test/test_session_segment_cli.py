@@ -85,3 +85,20 @@ def test_segment_override_changes_the_settings_of_the_weights(scene_file, tmp_pa
     assert main(['segment', str(path), '--click', '@0', '--untrained', '--override',
                  'sensor_height=1', '--out', str(tmp_path / 'x.npz')]) == 1
     assert 'not a config field' in capsys.readouterr().err
+
+
+def test_segment_says_when_it_estimated_the_camera(tmp_path, capsys):
+    """A tabletop frame saved in its world frame: the CLI says where it put the camera."""
+    from pinpoint3d_core.synth import generate_scene
+    frame = generate_scene('tabletop', seed=11, size='small')
+    sensor = frame.meta['sensor']
+    world = frame.coords @ np.array(sensor['rotation']).T + np.array(sensor['position'])
+    for name, coords in (('camera', frame.coords), ('world', world)):
+        path = tmp_path / f'{name}.npz'
+        save_scene(path, Scene(coords.astype(np.float32), frame.colors, None, frame.object_ids,
+                               frame.part_ids))
+        capsys.readouterr()
+        assert main(['segment', str(path), '--preset', 'tabletop', '--click', '@0',
+                     '--out', str(tmp_path / f'{name}_out.npz')]) == 0
+        said = 'camera estimated at' in capsys.readouterr().err
+        assert said == (name == 'world'), name
