@@ -14,6 +14,7 @@ from typing import Callable, Dict, List, Optional, Protocol, runtime_checkable, 
 
 import numpy as np
 from pinpoint3d_core.errors import ClickError, Pinpoint3DError
+from pinpoint3d_core.inference.viewpoint import find_sensor
 
 GRANULARITIES = ('object', 'part', 'both')
 # Object and part ids a click may carry: enough for any scene, small enough that a column per
@@ -266,7 +267,6 @@ def start_in_sensor_frame(settings, points, colors, intensity,
     the cloud (``inference/viewpoint.py``). ``start(points, colors, intensity, settings)``
     starts the inner session; both segmenters (learned and baseline) come through here.
     """
-    from pinpoint3d_core.inference.viewpoint import find_sensor
     scale = float(settings.input_scale)
     if not (np.isfinite(scale) and scale > 0):
         raise Pinpoint3DError(f'input_scale must be a positive number, got {scale!r}')
@@ -275,7 +275,7 @@ def start_in_sensor_frame(settings, points, colors, intensity,
         raise Pinpoint3DError('sensor_position must be three finite numbers (x, y, z in '
                               f'the cloud frame), got {settings.sensor_position!r}')
     found = None
-    if getattr(settings, 'find_sensor', False) and not origin.any():
+    if settings.find_sensor and not origin.any():
         found = find_sensor(np.asarray(points, dtype=np.float64) * scale)
         if found is not None:
             origin = found / scale
