@@ -146,10 +146,10 @@ def find_sensor(points: np.ndarray, seed: int = 0) -> Optional[np.ndarray]:
     best, best_score = None, np.inf if behind else at_origin
     # coarse: shells of positions around the cloud on the camera's side, then shrinking steps
     # around the best
+    towards = _directions(300)
+    towards = towards[towards @ normal >= 0.2]
     for distance in SHELLS:
-        for u in _directions(300):
-            if u @ normal < 0.2:
-                continue
+        for u in towards:
             candidate = centre + u * max(distance * extent, MIN_RANGE_M + extent)
             score = line_of_sight_conflict(pts, candidate)
             if score < best_score:
